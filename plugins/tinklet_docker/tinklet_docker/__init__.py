@@ -1,0 +1,1 @@
+"""docker runtime for tinklet."""

@@ -1,0 +1,1 @@
+"""kube runtime for tinklet."""

@@ -1,0 +1,191 @@
+"""What the core hands a runtime plugin, and the records a runtime plugin hands back.
+
+A runtime plugin's entry-point module implements :func:`tinklet_runtimes` and returns
+:class:`RuntimeSpec` records. Only the runtime the user chose is *opened*: the core calls its
+``factory`` with a :class:`RuntimeSettings`, and registers the object it returns with the plugin
+manager for the rest of the run. That object keeps the runtime's connection (a docker client, a
+kubernetes API client) and implements the per-action hooks (``tinklet_execute_action``, and
+optionally ``tinklet_prepare_environment`` / ``tinklet_cleanup_environment``); ``close()`` is
+called once when tinklet stops. Runtimes that were not chosen are never imported beyond their
+entry-point module, so choosing docker never imports the kubernetes client.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tinklet_core.model import Action, RegistryCredentials
+
+
+class PullPolicy(enum.Enum):
+    """When a runtime pulls an action's image."""
+
+    MISSING = "missing"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class Privilege(enum.Enum):
+    """How much privilege an action container gets.
+
+    ``privileged`` is what Tinkerbell hosts expect (actions write disks, kexec…). ``all-caps``
+    grants every capability the host allows without the privileged flag (no host devices), for
+    hosts whose kernel refuses privileged containers. ``none`` gives the runtime's defaults.
+    """
+
+    PRIVILEGED = "privileged"
+    ALL_CAPS = "all-caps"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class RuntimeOption:
+    """One runtime-specific setting, offered as ``--NAME``, ``TINKLET_NAME`` and ``name:`` in the
+    config file, like every core option. ``kind`` is ``str``, ``int``, ``float`` or ``bool``."""
+
+    name: str
+    help: str
+    kind: type = str
+    default: Any = None
+
+
+class Runtime(Protocol):
+    """The object a runtime factory returns. Its hook methods carry ``@hookimpl``."""
+
+    def close(self) -> None:
+        """Release the runtime's connections and anything it started. Called once."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Everything a runtime factory needs, read once from flags, env and config."""
+
+    agent_id: str = ""
+    pull_policy: PullPolicy = PullPolicy.MISSING
+    privilege: Privilege = Privilege.PRIVILEGED
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """A runtime a plugin provides: its name, aliases, options and how to open it.
+
+    ``factory`` is called only when this runtime is chosen; it must fail with
+    :class:`tinklet_core.errors.RuntimeUnavailable` when its daemon or API cannot be reached.
+    """
+
+    name: str
+    factory: Callable[[RuntimeSettings], Runtime]
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+    options: tuple[RuntimeOption, ...] = ()
+
+
+@dataclass
+class ActionContext:
+    """One action to run, with what the runtime needs to run it well.
+
+    - ``deadline``: a ``time.monotonic()`` value after which the action must be killed and
+      reported TIMEOUT, or ``None`` for no limit.
+    - ``cancelled``: set when tinklet is shutting down; stop the container, remove it and raise
+      :class:`tinklet_core.errors.ActionInterrupted`.
+    - ``output``: call with each line the action prints, as it prints it.
+    - ``registry_credentials``: credentials for an image's registry, or ``None``.
+    """
+
+    action: Action
+    settings: RuntimeSettings
+    deadline: float | None
+    cancelled: threading.Event
+    output: Callable[[str], None]
+    registry_credentials: Callable[[str], RegistryCredentials | None]
+    log: logging.Logger
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the deadline (never negative), or ``None`` without a deadline."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+
+@dataclass(frozen=True)
+class WorkflowEnvironment:
+    """The workflow whose environment a runtime prepares or cleans up."""
+
+    workflow_id: str
+    agent_id: str
+    first_action: Action
+    registry_credentials: Callable[[str], RegistryCredentials | None]
+
+
+class WaitResult(enum.Enum):
+    """Why :func:`wait_for_exit` returned."""
+
+    EXITED = "exited"
+    TIMED_OUT = "timed out"
+    CANCELLED = "cancelled"
+
+
+def wait_for_exit(exited: threading.Event, context: ActionContext, poll: float = 0.1) -> WaitResult:
+    """Block until ``exited`` is set, the action's deadline passes or tinklet shuts down.
+
+    Runtimes run their blocking wait (and log stream) in a thread that sets ``exited``; this
+    keeps deadline and shutdown handling in one place and independent of any client timeout.
+    """
+    while True:
+        if exited.wait(poll):
+            return WaitResult.EXITED
+        if context.cancelled.is_set():
+            return WaitResult.CANCELLED
+        left = context.seconds_left()
+        if left is not None and left <= 0:
+            return WaitResult.TIMED_OUT
+
+
+def image_registry(image: str) -> str:
+    """The registry host of an image reference, ``docker.io`` when the reference names none."""
+    first, sep, _rest = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+class LineSplitter:
+    """Turns a stream of byte chunks into text lines with bounded memory.
+
+    A line longer than ``max_line`` bytes is emitted in pieces, so an action that prints
+    megabytes without a newline cannot grow the worker's memory.
+    """
+
+    def __init__(self, emit: Callable[[str], None], max_line: int = 16 * 1024) -> None:
+        self._emit = emit
+        self._max_line = max_line
+        self._pending = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        """Add a chunk; emit every complete line in it."""
+        self._pending += chunk
+        while True:
+            newline = self._pending.find(b"\n")
+            if newline < 0:
+                break
+            self._emit_bytes(self._pending[:newline])
+            del self._pending[: newline + 1]
+        while len(self._pending) >= self._max_line:
+            self._emit_bytes(self._pending[: self._max_line])
+            del self._pending[: self._max_line]
+
+    def close(self) -> None:
+        """Emit what is left after the last newline."""
+        if self._pending:
+            self._emit_bytes(self._pending)
+            self._pending.clear()
+
+    def _emit_bytes(self, data: bytes | bytearray) -> None:
+        self._emit(bytes(data).decode("utf-8", errors="replace").rstrip("\r"))
