@@ -38,6 +38,7 @@ class OptionSpec:
     multiple: bool = False
     choices: tuple[str, ...] = ()
     scope: str = "common"
+    env_fallback: str | None = None
 
     @property
     def key(self) -> str:
@@ -88,7 +89,9 @@ def runtime_option_specs(options: Iterable[RuntimeOption]) -> list[OptionSpec]:
     specs: dict[str, OptionSpec] = {}
     for option in options:
         if option.name not in core:
-            specs[option.name] = OptionSpec(option.name, option.help, option.kind, option.default)
+            specs[option.name] = OptionSpec(
+                option.name, option.help, option.kind, option.default, env_fallback=option.env_fallback
+            )
     return list(specs.values())
 
 
@@ -110,10 +113,10 @@ class Settings:
     runtime_options: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
-    def runtime_settings(self) -> RuntimeSettings:
-        """What a runtime factory receives."""
+    def runtime_settings(self, agent_id: str) -> RuntimeSettings:
+        """What a runtime factory (and each action) receives, for this worker's ``agent_id``."""
         return RuntimeSettings(
-            agent_id=self.identifier or "",
+            agent_id=agent_id,
             pull_policy=self.pull_policy,
             privilege=self.privilege,
             options=self.runtime_options,
@@ -190,6 +193,8 @@ def _resolve(spec: OptionSpec, flags: Mapping[str, Any], environ: Mapping[str, s
         value, origin = _from_env(spec, environ[spec.env]), spec.env
     elif spec.key in file_values:
         value, origin = file_values[spec.key], f"config key {spec.key!r}"
+    elif spec.env_fallback and environ.get(spec.env_fallback):
+        value, origin = environ[spec.env_fallback], spec.env_fallback
     else:
         return spec.default
     return _check(spec, value, origin)

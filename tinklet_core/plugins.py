@@ -51,19 +51,26 @@ def new_plugin_manager() -> pluggy.PluginManager:
 
 
 def load_plugins(
-    *, autoload: bool = True, blocked: Iterable[str] = (), builtins: Iterable[tuple[object, str]] = ()
+    *, autoload: bool = True, blocked: Iterable[str] = (), extra: Iterable[str] = ()
 ) -> LoadedPlugins:
-    """Register ``builtins`` and, unless ``autoload`` is off, every ``tinklet`` entry point.
+    """Register the modules named in ``extra`` and, unless ``autoload`` is off, every
+    ``tinklet`` entry point. ``blocked`` names plugins that must not be registered.
 
-    ``blocked`` names plugins (entry-point or builtin names) that must not be registered.
+    ``extra`` is how ``-p MODULE`` and ``TINKLET_PLUGINS`` load a plugin that is not installed
+    as a distribution (a plugin under development, a test runtime).
     """
     manager = new_plugin_manager()
     loaded = LoadedPlugins(manager)
     for name in blocked:
         manager.set_blocked(name)
-    for plugin, name in builtins:
-        manager.register(plugin, name=name)
-        loaded.distributions[name] = ("tinklet", _version_of("tinklet"))
+    for module_name in extra:
+        if manager.is_blocked(module_name) or manager.has_plugin(module_name):
+            continue
+        try:
+            manager.register(importlib.import_module(module_name), name=module_name)
+        except ImportError as exc:
+            raise PluginError(f"cannot load plugin module {module_name!r}: {exc}") from None
+        loaded.distributions[module_name] = ("", "")
     if not autoload:
         return loaded
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -114,6 +121,14 @@ def find_runtime(manager: pluggy.PluginManager, name: str) -> RuntimeSpec:
     installed = sorted({spec.name for _plugin, spec in specs.values()})
     choices = ", ".join(installed) if installed else "none (install tinklet-docker, for example)"
     raise PluginError(f"unknown runtime {name!r}; installed runtimes: {choices}")
+
+
+def register_builtin(loaded: LoadedPlugins, plugin: object, name: str) -> None:
+    """Register one of the core's own plugins unless the user blocked it (``-p no:NAME``)."""
+    if loaded.manager.is_blocked(name) or loaded.manager.has_plugin(name):
+        return
+    loaded.manager.register(plugin, name=name)
+    loaded.distributions[name] = ("tinklet", _version_of("tinklet"))
 
 
 def open_runtime(manager: pluggy.PluginManager, spec: RuntimeSpec, settings: RuntimeSettings) -> Runtime:

@@ -47,12 +47,15 @@ class Privilege(enum.Enum):
 @dataclass(frozen=True)
 class RuntimeOption:
     """One runtime-specific setting, offered as ``--NAME``, ``TINKLET_NAME`` and ``name:`` in the
-    config file, like every core option. ``kind`` is ``str``, ``int``, ``float`` or ``bool``."""
+    config file, like every core option. ``kind`` is ``str``, ``int``, ``float`` or ``bool``.
+    ``env_fallback`` names a conventional variable (``DOCKER_HOST``, ``KUBECONFIG``) read after
+    the config file and before the default."""
 
     name: str
     help: str
     kind: type = str
     default: Any = None
+    env_fallback: str | None = None
 
 
 class Runtime(Protocol):

@@ -1,0 +1,292 @@
+"""The worker loop: read an action, report RUNNING, run it, report the outcome, repeat.
+
+The loop owns no container code: runtimes run actions through ``tinklet_execute_action``. It
+never exits on a server or runtime error: it backs off with jitter, logs once per change of
+state (not once per retry), and retries a final report until the server accepts it: until then the
+server re-serves the same action and never moves on to the next one. On shutdown (``stop`` set) the running action is stopped by its runtime and no
+final state is reported, so the server serves the action again to the next worker that asks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pluggy
+
+from tinklet_core.errors import ActionInterrupted, MalformedAction, TransportError
+from tinklet_core.model import Action, Event, Outcome, RegistryCredentials, State
+from tinklet_core.runtime import ActionContext, RuntimeSettings, WorkflowEnvironment, image_registry
+from tinklet_core.transports.base import Transport
+
+TAIL_IN_MESSAGE = 5
+MAX_MESSAGE = 2000
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Tuning for the loop: backoff bounds (seconds) and how many output lines to keep."""
+
+    min_backoff: float = 0.2
+    max_backoff: float = 5.0
+    tail_lines: int = 20
+
+
+class Backoff:
+    """Exponential backoff with full jitter, capped; ``reset`` after a success."""
+
+    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
+        self._low = low
+        self._high = max(low, high)
+        self._ceiling = low
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        """The next wait: uniform between ``low`` and a ceiling that doubles up to ``high``."""
+        delay = self._rng.uniform(self._low, self._ceiling)
+        self._ceiling = min(self._high, self._ceiling * 2)
+        return delay
+
+    def reset(self) -> None:
+        """Start again from the shortest wait."""
+        self._ceiling = self._low
+
+
+class StatusLog:
+    """Logs a condition when it starts or changes, not on every retry."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._current: str | None = None
+
+    def note(self, level: int, text: str) -> None:
+        """Log ``text`` unless it is the condition already reported."""
+        if text != self._current:
+            self._log.log(level, text)
+            self._current = text
+
+    def clear(self, recovered: str | None = None) -> None:
+        """Forget the current condition; log ``recovered`` if one was reported."""
+        if self._current is not None and recovered:
+            self._log.info(recovered)
+        self._current = None
+
+
+class OutputTail:
+    """Receives an action's output lines: logs each one and keeps the last few."""
+
+    def __init__(self, action: Action, log: logging.Logger, keep: int) -> None:
+        self._prefix = action.label
+        self._log = log
+        self.lines: deque[str] = deque(maxlen=keep)
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        self._log.info("%s | %s", self._prefix, line)
+
+
+def failure_message(outcome: Outcome, tail: list[str]) -> str:
+    """The message reported with a final state: the reason, then the last output lines."""
+    message = outcome.reason or ("success" if outcome.state is State.SUCCESS else outcome.state.value.lower())
+    if outcome.state is not State.SUCCESS and tail:
+        message += "; last output: " + " | ".join(tail[-TAIL_IN_MESSAGE:])
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    return message
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Worker:
+    """Runs actions from one transport on the opened runtime until ``stop`` is set.
+
+    ``on_final`` is called with every final event once the transport accepted it (``tinklet
+    run`` uses it for its summary). Hooks are called through ``manager``.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        manager: pluggy.PluginManager,
+        settings: RuntimeSettings,
+        stop: threading.Event,
+        options: WorkerOptions | None = None,
+        on_final: Callable[[Event], None] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self._transport = transport
+        self._hook = manager.hook
+        self._settings = settings
+        self._stop = stop
+        self._options = options or WorkerOptions()
+        self._on_final = on_final
+        self._log = log or logging.getLogger("tinklet.worker")
+        self._backoff = Backoff(self._options.min_backoff, self._options.max_backoff)
+        self._status = StatusLog(self._log)
+        self._environment: WorkflowEnvironment | None = None
+
+    def run(self) -> None:
+        """Loop until ``stop`` is set or the transport is exhausted."""
+        try:
+            while not self._stop.is_set():
+                action = self._next_action()
+                if action is None:
+                    if self._transport.exhausted:
+                        break
+                    self._stop.wait(self._backoff.next_delay())
+                    continue
+                self._backoff.reset()
+                self._handle(action)
+        finally:
+            self._end_workflow()
+
+    def _next_action(self) -> Action | None:
+        try:
+            action = self._transport.read()
+        except MalformedAction as exc:
+            self._status.clear()
+            self._log.error("%s: cannot run: %s", exc.action.label, exc)
+            self._report_final(exc.action, Outcome(State.FAILED, reason=f"malformed action: {exc}"), [], _now())
+            return None
+        except TransportError as exc:
+            self._status.note(logging.WARNING, f"cannot get an action: {exc}; retrying")
+            return None
+        if action is None and not self._transport.exhausted:
+            self._status.note(logging.INFO, "no action for this worker; waiting")
+        else:
+            self._status.clear(recovered="action received")
+        return action
+
+    def _handle(self, action: Action) -> None:
+        started = _now()
+        if not self._deliver(Event(action, State.RUNNING, started_at=started)):
+            return
+        self._log.info("%s: running (image %s)", action.label, action.image)
+        try:
+            self._enter_workflow(action)
+        except Exception as exc:
+            reason = f"preparing the workflow environment failed: {exc}"
+            self._report_final(action, Outcome(State.FAILED, reason=reason), [], started)
+            self._end_workflow()
+            return
+        result = self._execute_with_retries(action)
+        if result is None:  # interrupted by shutdown: the server will serve it again
+            self._log.info("%s: stopped by shutdown; no final state reported", action.label)
+            return
+        outcome, tail = result
+        self._report_final(action, outcome, tail, started)
+        if outcome.state is not State.SUCCESS:
+            self._end_workflow()
+
+    def _execute_with_retries(self, action: Action) -> tuple[Outcome, list[str]] | None:
+        attempts = action.retries + 1
+        for attempt in range(1, attempts + 1):
+            tail = OutputTail(action, self._log, self._options.tail_lines)
+            try:
+                outcome = self._execute(action, tail)
+            except ActionInterrupted:
+                return None
+            if self._stop.is_set():
+                return None
+            if outcome.state is not State.FAILED or attempt == attempts:
+                return outcome, list(tail.lines)
+            self._log.warning("%s: %s; retry %d of %d", action.label, outcome.reason, attempt, action.retries)
+        raise AssertionError("unreachable")
+
+    def _execute(self, action: Action, tail: OutputTail) -> Outcome:
+        deadline = time.monotonic() + action.timeout if action.timeout > 0 else None
+        context = ActionContext(
+            action=action,
+            settings=self._settings,
+            deadline=deadline,
+            cancelled=self._stop,
+            output=tail,
+            registry_credentials=self._credentials,
+            log=self._log,
+        )
+        try:
+            outcome = self._hook.tinklet_execute_action(context=context)
+        except ActionInterrupted:
+            raise
+        except Exception as exc:  # a runtime bug or a dead daemon fails the action, not the worker
+            return Outcome(State.FAILED, reason=f"runtime error: {_one_line(exc)}")
+        if outcome is None:
+            return Outcome(State.FAILED, reason="no runtime took the action (is a runtime plugin loaded?)")
+        return outcome
+
+    def _credentials(self, image: str) -> RegistryCredentials | None:
+        result: RegistryCredentials | None = self._hook.tinklet_registry_credentials(
+            registry=image_registry(image), image=image
+        )
+        return result
+
+    def _report_final(self, action: Action, outcome: Outcome, tail: list[str], started: dt.datetime) -> None:
+        event = Event(action, outcome.state, started, _now(), failure_message(outcome, tail))
+        level = logging.INFO if outcome.state is State.SUCCESS else logging.ERROR
+        self._log.log(level, "%s: %s (%s)", action.label, outcome.state.value, event.message)
+        if self._deliver(event) and self._on_final is not None:
+            self._on_final(event)
+
+    def _deliver(self, event: Event) -> bool:
+        """Send ``event`` until accepted; False when it never can be or tinklet is stopping."""
+        status = StatusLog(self._log)
+        backoff = Backoff(self._options.min_backoff, self._options.max_backoff)
+        while True:
+            try:
+                self._transport.write(event)
+            except TransportError as exc:
+                what = f"{event.action.label}: reporting {event.state.value} failed: {exc}"
+                if not exc.retryable:
+                    self._log.error("%s; giving up on this action", what)
+                    return False
+                if self._stop.is_set():
+                    self._log.warning("%s; not retried because tinklet is stopping", what)
+                    return False
+                status.note(logging.WARNING, f"{what}; retrying until delivered")
+                self._stop.wait(backoff.next_delay())
+                continue
+            status.clear(recovered=f"{event.action.label}: {event.state.value} delivered")
+            self._observe(event)
+            return True
+
+    def _observe(self, event: Event) -> None:
+        try:
+            self._hook.tinklet_action_event(event=event)
+        except Exception as exc:
+            self._log.warning("an event observer failed: %s", _one_line(exc))
+
+    def _enter_workflow(self, action: Action) -> None:
+        current = self._environment
+        if current is not None and current.workflow_id == action.workflow_id:
+            return
+        self._end_workflow()
+        environment = WorkflowEnvironment(
+            workflow_id=action.workflow_id,
+            agent_id=action.agent_id,
+            first_action=action,
+            registry_credentials=self._credentials,
+        )
+        self._environment = environment  # cleaned up even when preparing fails half-way
+        self._hook.tinklet_prepare_environment(environment=environment)
+
+    def _end_workflow(self) -> None:
+        environment, self._environment = self._environment, None
+        if environment is None:
+            return
+        try:
+            self._hook.tinklet_cleanup_environment(environment=environment)
+        except Exception as exc:
+            self._log.warning("cleaning up workflow %s failed: %s", environment.workflow_id, _one_line(exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    return text
