@@ -1,0 +1,5 @@
+"""``python -m tinklet_core`` is the ``tinklet`` command."""
+
+from tinklet_core.cli import main
+
+main()

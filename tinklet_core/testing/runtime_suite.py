@@ -1,0 +1,351 @@
+"""The runtime behaviour suite: what every runtime plugin must do, written once.
+
+A runtime plugin's tests subclass :class:`RuntimeBehaviourSuite` (pytest collects the
+inherited tests) and say how to reach their runtime::
+
+    class TestDockerBehaviour(RuntimeBehaviourSuite):
+        runtime_name = "docker"
+        image = "tinklet/busybox:latest"
+
+        def leftovers(self) -> list[str]:
+            ...  # ids of objects labelled tinklet.action that still exist
+
+The first group of tests opens the runtime through the plugin manager (as ``tinklet --runtime``
+does) and runs single actions; the second runs ``python -m tinklet_core`` as a real worker
+process against the in-process test Tink server (:mod:`tinklet_core.testing.tink_server`) and
+against a workflow file. The image must be busybox-like: ``sh``, ``echo``, ``sleep``, ``cat``,
+``env``, ``ls``, ``seq``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+
+from tinklet_core.errors import ActionInterrupted
+from tinklet_core.model import Action, Outcome, State, Volume
+from tinklet_core.plugins import find_runtime, load_plugins, open_runtime
+from tinklet_core.runtime import ActionContext, Runtime, RuntimeSettings
+from tinklet_core.testing.tink_server import TinkServer
+from tinklet_core.workflow import parse_workflow
+
+AGENT = "suite-agent"
+
+
+def make_action(image: str, command: list[str], **fields: Any) -> Action:
+    """An action with unique ids, for tests."""
+    unique = f"{time.monotonic_ns()}"
+    values: dict[str, Any] = {
+        "workflow_id": f"wf-{unique}",
+        "task_id": "task",
+        "action_id": f"action-{unique}",
+        "agent_id": AGENT,
+        "name": "suite",
+        "image": image,
+        "command": tuple(command),
+    }
+    values.update(fields)
+    return Action(**values)
+
+
+class RuntimeBehaviourSuite:
+    """Inherit this in a plugin's tests; set ``runtime_name`` and ``image``; define ``leftovers``."""
+
+    runtime_name: ClassVar[str] = ""
+    image: ClassVar[str] = "tinklet/busybox:latest"
+    #: False for runtimes that refuse host namespaces by default (kube without allow-host).
+    host_namespaces: ClassVar[bool] = True
+    #: False for runtimes without host bind mounts by default.
+    host_volumes: ClassVar[bool] = True
+
+    def runtime_options(self) -> dict[str, Any]:
+        """Options for the runtime, as ``settings.options`` (override as needed)."""
+        return {}
+
+    def cli_options(self) -> list[str]:
+        """Extra command-line flags for the worker process (override as needed)."""
+        return []
+
+    def worker_env(self) -> dict[str, str]:
+        """Extra environment for the worker process (override as needed)."""
+        return {}
+
+    def leftovers(self) -> list[str]:
+        """Ids of runtime objects labelled ``tinklet.action`` that still exist."""
+        raise NotImplementedError
+
+    # -- fixtures ---------------------------------------------------------------------------
+
+    @pytest.fixture
+    def runtime(self) -> Iterator[Runtime]:
+        """The runtime, opened through the plugin manager as ``tinklet --runtime`` would."""
+        loaded = load_plugins()
+        spec = find_runtime(loaded.manager, self.runtime_name)
+        settings = RuntimeSettings(agent_id=AGENT, options=self.runtime_options())
+        opened = open_runtime(loaded.manager, spec, settings)
+        self._manager = loaded.manager
+        self._settings = settings
+        try:
+            yield opened
+        finally:
+            opened.close()
+        assert self.leftovers() == [], "the runtime left objects behind"
+
+    def execute(
+        self, action: Action, deadline_in: float | None = None, cancel_after: float | None = None
+    ) -> tuple[Outcome, list[str]]:
+        """Run one action through the hook; returns the outcome and the output lines."""
+        lines: list[str] = []
+        cancelled = threading.Event()
+        if cancel_after is not None:
+            threading.Timer(cancel_after, cancelled.set).start()
+        context = ActionContext(
+            action=action,
+            settings=self._settings,
+            deadline=None if deadline_in is None else time.monotonic() + deadline_in,
+            cancelled=cancelled,
+            output=lines.append,
+            registry_credentials=lambda image: None,
+            log=logging.getLogger("tinklet.suite"),
+        )
+        outcome = self._manager.hook.tinklet_execute_action(context=context)
+        return outcome, lines
+
+    # -- single actions ---------------------------------------------------------------------
+
+    def test_output_is_streamed_line_by_line(self, runtime: Runtime) -> None:
+        outcome, lines = self.execute(make_action(self.image, ["sh", "-c", "echo one; echo two >&2; echo three"]))
+        assert outcome.state is State.SUCCESS
+        assert sorted(lines) == ["one", "three", "two"]
+        assert lines.index("one") < lines.index("three")
+
+    def test_env_values_keep_spaces_and_equals(self, runtime: Runtime) -> None:
+        env = (("GREETING", "hello big world"), ("EQUATION", "a=b=c"))
+        outcome, lines = self.execute(
+            make_action(self.image, ["sh", "-c", 'echo "[$GREETING]"; echo "[$EQUATION]"'], env=env)
+        )
+        assert outcome.state is State.SUCCESS
+        assert lines == ["[hello big world]", "[a=b=c]"]
+
+    def test_read_only_bind_mount(self, runtime: Runtime, tmp_path: Path) -> None:
+        if not self.host_volumes:
+            pytest.skip(f"{self.runtime_name} does not mount host paths by default")
+        source = tmp_path / "answer.txt"
+        source.write_text("forty-two\n")
+        volume = Volume(str(source), "/mnt/answer.txt", read_only=True)
+        script = "cat /mnt/answer.txt; echo changed > /mnt/answer.txt && echo WRITABLE || echo READONLY"
+        outcome, lines = self.execute(make_action(self.image, ["sh", "-c", script], volumes=(volume,)))
+        assert outcome.state is State.SUCCESS
+        assert lines[0] == "forty-two"
+        assert lines[-1] == "READONLY"
+        assert source.read_text() == "forty-two\n"
+
+    def test_non_zero_exit_fails_with_the_code(self, runtime: Runtime) -> None:
+        outcome, lines = self.execute(make_action(self.image, ["sh", "-c", "echo about to fail; exit 3"]))
+        assert outcome.state is State.FAILED
+        assert outcome.exit_code == 3
+        assert "exit code 3" in outcome.reason
+        assert lines == ["about to fail"]
+
+    def test_deadline_kills_and_reports_timeout(self, runtime: Runtime) -> None:
+        started = time.monotonic()
+        outcome, _lines = self.execute(make_action(self.image, ["sleep", "30"], timeout=2), deadline_in=2)
+        assert outcome.state is State.TIMEOUT
+        assert time.monotonic() - started < 4 + self.startup_allowance()
+
+    def test_shutdown_stops_the_action(self, runtime: Runtime) -> None:
+        started = time.monotonic()
+        with pytest.raises(ActionInterrupted):
+            self.execute(make_action(self.image, ["sleep", "60"]), cancel_after=1.0)
+        assert time.monotonic() - started < 10
+
+    def test_long_output_arrives_complete_and_in_order(self, runtime: Runtime) -> None:
+        outcome, lines = self.execute(make_action(self.image, ["seq", "1", "50000"]))
+        assert outcome.state is State.SUCCESS
+        assert lines == [str(n) for n in range(1, 50001)]
+
+    def test_host_pid_namespace(self, runtime: Runtime) -> None:
+        action = make_action(self.image, ["sh", "-c", "ls /proc | grep -c '^[0-9]'"], pid_namespace="host")
+        outcome, lines = self.execute(action)
+        if not self.host_namespaces:
+            assert outcome.state is State.FAILED
+            assert "host" in outcome.reason
+            return
+        assert outcome.state is State.SUCCESS
+        assert int(lines[-1]) > 5, "a private pid namespace shows only a couple of processes"
+
+    def startup_allowance(self) -> float:
+        """Seconds a runtime may add to a deadline for scheduling (a cluster needs more)."""
+        return 0.0
+
+    # -- a worker process against the test Tink server --------------------------------------
+
+    def four_action_workflow(self, tmp_path: Path) -> dict[str, Any]:
+        """echo; env with spaces plus a read-only bind mount; exit 3; one more."""
+        secret = tmp_path / "motd"
+        secret.write_text("mounted file\n")
+        second: dict[str, Any] = {
+            "name": "env-and-mount",
+            "image": self.image,
+            "command": ["sh", "-c", 'echo "$MESSAGE"; cat /data/motd'],
+            "environment": {"MESSAGE": "hello from tinklet = ok"},
+            "volumes": [f"{secret}:/data/motd:ro"],
+        }
+        if not self.host_volumes:
+            second["command"] = ["sh", "-c", 'echo "$MESSAGE"']
+            second["volumes"] = []
+        return {
+            "version": "0.1",
+            "name": "suite",
+            "tasks": [
+                {
+                    "name": "provision",
+                    "actions": [
+                        {"name": "echo", "image": self.image, "command": ["echo", "hello"]},
+                        second,
+                        {"name": "fail", "image": self.image, "command": ["sh", "-c", "echo bad; exit 3"]},
+                        {"name": "never", "image": self.image, "command": ["echo", "must not run"]},
+                    ],
+                }
+            ],
+        }
+
+    def worker(self, address: str, *extra: str) -> subprocess.Popen[str]:
+        """Start ``tinklet`` as a real process working for ``address``."""
+        command = [
+            sys.executable, "-m", "tinklet_core",
+            "--runtime", self.runtime_name,
+            "--tink", address,
+            "--identifier", AGENT,
+            "--max-backoff", "0.5",
+            *self.cli_options(),
+            *extra,
+        ]  # fmt: skip
+        env = {**os.environ, "TINKLET_DISABLE_PLUGIN_AUTOLOAD": "", **self.worker_env()}
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    @staticmethod
+    def stop_worker(process: subprocess.Popen[str]) -> str:
+        """SIGTERM the worker, wait, and return what it logged."""
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        return output
+
+    def test_worker_runs_a_workflow_until_the_first_failure(self, tmp_path: Path) -> None:
+        workflow = parse_workflow(self.four_action_workflow(tmp_path), agent_id=AGENT)
+        with TinkServer([workflow], AGENT) as server:
+            process = self.worker(server.address)
+            try:
+                done = server.wait_until(lambda: any(r.state is State.FAILED for r in server.reports), timeout=60)
+                time.sleep(1.0)  # a worker that wrongly went on would now be on the fourth action
+            finally:
+                output = self.stop_worker(process)
+            assert done, f"no FAILED report; worker said:\n{output}"
+            states = [(r.action_name, r.state) for r in server.reports]
+            assert states == [
+                ("echo", State.RUNNING), ("echo", State.SUCCESS),
+                ("env-and-mount", State.RUNNING), ("env-and-mount", State.SUCCESS),
+                ("fail", State.RUNNING), ("fail", State.FAILED),
+            ], output  # fmt: skip
+            failed = server.reports[-1]
+            assert "exit code 3" in failed.message
+            assert "bad" in failed.message
+            assert "hello from tinklet = ok" in output
+            if self.host_volumes:
+                assert "mounted file" in output
+            assert all(action_id != "provision/never" for action_id in server.served)
+        assert self.leftovers() == []
+
+    def test_worker_reports_timeout_promptly(self) -> None:
+        workflow = parse_workflow(
+            {"name": "slow", "tasks": [{"name": "t", "actions": [
+                {"name": "sleepy", "image": self.image, "command": ["sleep", "30"], "timeout": 2}]}]},
+            agent_id=AGENT,
+        )  # fmt: skip
+        with TinkServer([workflow], AGENT) as server:
+            process = self.worker(server.address)
+            try:
+                final = server.wait_until(lambda: len(server.reports) >= 2, timeout=60)
+            finally:
+                output = self.stop_worker(process)
+            assert final, output
+            running, timeout = server.reports[:2]
+            assert (running.state, timeout.state) == (State.RUNNING, State.TIMEOUT), output
+            elapsed = (timeout.received_at - running.received_at).total_seconds()
+            assert elapsed < 4 + self.startup_allowance(), f"TIMEOUT came {elapsed:.1f}s after RUNNING"
+        assert self.leftovers() == []
+
+    def test_worker_retries_a_refused_final_report(self) -> None:
+        workflow = parse_workflow(
+            {"name": "retry", "tasks": [{"name": "t", "actions": [
+                {"name": "once", "image": self.image, "command": ["echo", "ran"]}]}]},
+            agent_id=AGENT,
+        )  # fmt: skip
+        with TinkServer([workflow], AGENT) as server:
+            server.refuse_reports(3)
+            process = self.worker(server.address)
+            try:
+                delivered = server.wait_until(lambda: State.SUCCESS in server.states_of("t/once"), timeout=60)
+            finally:
+                output = self.stop_worker(process)
+            assert delivered, output
+            assert server.served.count("t/once") == 1, "the action ran more than once"
+            assert output.count("| ran") == 1
+        assert self.leftovers() == []
+
+    def test_worker_exits_cleanly_on_sigterm(self) -> None:
+        workflow = parse_workflow(
+            {"name": "long", "tasks": [{"name": "t", "actions": [
+                {"name": "long", "image": self.image, "command": ["sleep", "60"]}]}]},
+            agent_id=AGENT,
+        )  # fmt: skip
+        with TinkServer([workflow], AGENT) as server:
+            process = self.worker(server.address)
+            started = server.wait_until(lambda: State.RUNNING in server.states_of("t/long"), timeout=60)
+            time.sleep(1.0)
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=10)
+            finally:
+                output = self.stop_worker(process)
+            assert started, output
+            assert code == 0, output
+            assert time.monotonic() - signalled < 10
+            assert not any(state.is_final for state in server.states_of("t/long"))
+        assert self.leftovers() == []
+
+    def test_workflow_file_gives_the_same_states(self, tmp_path: Path) -> None:
+        path = tmp_path / "workflow.yaml"
+        path.write_text(yaml.safe_dump(self.four_action_workflow(tmp_path)))
+        command = [sys.executable, "-m", "tinklet_core", "run", str(path), "--runtime", self.runtime_name]
+        env: Mapping[str, str] = {**os.environ, **self.worker_env()}
+        result = subprocess.run(
+            [*command, *self.cli_options()], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 1, result.stderr
+        lines = [line.split()[:2] for line in result.stdout.splitlines() if line and not line.startswith("workflow")]
+        assert lines == [
+            ["RUNNING", "provision/echo"], ["SUCCESS", "provision/echo"],
+            ["RUNNING", "provision/env-and-mount"], ["SUCCESS", "provision/env-and-mount"],
+            ["RUNNING", "provision/fail"], ["FAILED", "provision/fail"],
+        ], result.stdout  # fmt: skip
+        assert "exit code 3" in result.stdout
+        assert result.stdout.splitlines()[-1].startswith("workflow suite: FAILED")
+        assert self.leftovers() == []
