@@ -91,8 +91,13 @@ def test_unknown_config_keys_are_warned_about(tmp_path: Path) -> None:
 
 def test_registry_entries_from_flags_env_and_file(tmp_path: Path) -> None:
     flag = '{"name": "127.0.0.1:5000", "user": "u", "password": "p"}'
-    assert [r.registry for r in load_settings({"registry": [flag]}, environ={}).registries] == ["127.0.0.1:5000"]
-    env = '[{"name": "a.example", "username": "u", "pass": "p"}, {"name": "b.example", "user": "v", "password": "q"}]'
+    assert [r.registry for r in load_settings({"registry": [flag]}, environ={}).registries] == [
+        "127.0.0.1:5000"
+    ]
+    env = (
+        '[{"name": "a.example", "username": "u", "pass": "p"},'
+        ' {"name": "b.example", "user": "v", "password": "q"}]'
+    )
     settings = load_settings({}, environ={"TINKLET_REGISTRY": env})
     assert [(r.registry, r.username) for r in settings.registries] == [("a.example", "u"), ("b.example", "v")]
     config = tmp_path / "c.yaml"
@@ -106,5 +111,7 @@ def test_registry_errors_never_echo_the_password() -> None:
         with pytest.raises(ConfigError) as caught:
             load_settings({"registry": [entry]}, environ={})
         assert secret not in str(caught.value)
-    settings = load_settings({"registry": ['{"name": "r", "user": "u", "password": "' + secret + '"}']}, environ={})
+    settings = load_settings(
+        {"registry": ['{"name": "r", "user": "u", "password": "' + secret + '"}']}, environ={}
+    )
     assert secret not in repr(settings)

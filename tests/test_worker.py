@@ -72,7 +72,12 @@ def test_runs_actions_in_order_and_stops_at_the_first_failure(process_plugins: L
         {"name": "c", "command": ["echo", "never"]},
     ))  # fmt: skip
     run(process_plugins, transport)
-    assert states(transport) == [("a", State.RUNNING), ("a", State.SUCCESS), ("b", State.RUNNING), ("b", State.FAILED)]
+    assert states(transport) == [
+        ("a", State.RUNNING),
+        ("a", State.SUCCESS),
+        ("b", State.RUNNING),
+        ("b", State.FAILED),
+    ]
     failed = transport.delivered[-1]
     assert failed.message == "exit code 3; last output: oops"
     assert failed.started_at is not None and failed.stopped_at is not None
@@ -80,7 +85,9 @@ def test_runs_actions_in_order_and_stops_at_the_first_failure(process_plugins: L
 
 
 def test_timeout_is_reported_and_not_retried(process_plugins: LoadedPlugins) -> None:
-    transport = RecordingTransport(workflow({"name": "slow", "command": ["sleep", "30"], "timeout": 1, "retries": 3}))
+    transport = RecordingTransport(
+        workflow({"name": "slow", "command": ["sleep", "30"], "timeout": 1, "retries": 3})
+    )
     started = time.monotonic()
     run(process_plugins, transport)
     assert states(transport) == [("slow", State.RUNNING), ("slow", State.TIMEOUT)]
@@ -96,7 +103,9 @@ def test_failed_action_is_retried_as_often_as_it_asks(process_plugins: LoadedPlu
     assert counter.read_text().count("x") == 3
 
 
-def test_a_refused_final_report_is_retried_until_delivered(process_plugins: LoadedPlugins, tmp_path: Any) -> None:
+def test_a_refused_final_report_is_retried_until_delivered(
+    process_plugins: LoadedPlugins, tmp_path: Any
+) -> None:
     marker = tmp_path / "ran"
     transport = RecordingTransport(
         workflow({"name": "once", "command": ["sh", "-c", f"echo run >> {marker}"]}),
@@ -134,7 +143,9 @@ def test_runtime_errors_fail_the_action_not_the_worker(process_plugins: LoadedPl
 
 
 def test_environment_is_prepared_once_and_cleaned_up(process_plugins: LoadedPlugins) -> None:
-    transport = RecordingTransport(workflow({"name": "a", "command": ["true"]}, {"name": "b", "command": ["true"]}))
+    transport = RecordingTransport(
+        workflow({"name": "a", "command": ["true"]}, {"name": "b", "command": ["true"]})
+    )
     runtime = run(process_plugins, transport)
     assert runtime.prepared == ["wf"]
     assert runtime.cleaned == ["wf"]

@@ -45,7 +45,11 @@ def test_a_tinkerbell_template_parses(tmp_path: Path) -> None:
     workflow = load_workflow(path, agent_id="agent-1")
     stream, kexec = workflow.actions
     assert workflow.workflow_id == "ubuntu-install"
-    assert (stream.task_id, stream.action_id, stream.agent_id) == ("os-installation", "os-installation/stream-image", "agent-1")
+    assert (stream.task_id, stream.action_id, stream.agent_id) == (
+        "os-installation",
+        "os-installation/stream-image",
+        "agent-1",
+    )
     assert stream.timeout == 600
     assert stream.env == (("MIRROR", "http://mirror"), ("DEST_DISK", "/dev/sda"), ("MODE", "action"))
     assert stream.volumes == (Volume("/dev", "/dev"),)
@@ -66,10 +70,22 @@ def test_repeated_action_names_get_distinct_ids() -> None:
     [
         ({"tasks": []}, "'tasks' must be a non-empty list"),
         ({"tasks": [{"actions": [{"name": "a", "image": "i"}]}]}, r"tasks\[0\]: 'name' is required"),
-        ({"tasks": [{"name": "t", "actions": [{"name": "a"}]}]}, r"tasks\[0\].actions\[0\]: 'image' is required"),
-        ({"tasks": [{"name": "t", "actions": [{"name": "a", "image": "i", "timeout": "soon"}]}]}, "timeout must be a whole number"),
-        ({"tasks": [{"name": "t", "actions": [{"name": "a", "image": "i", "environment": ["NOEQUALS"]}]}]}, "'NOEQUALS' is not KEY=VALUE"),
-        ({"tasks": [{"name": "t", "actions": [{"name": "a", "image": "i", "volumes": ["relative"]}]}]}, "'relative' is not SOURCE:/TARGET"),
+        (
+            {"tasks": [{"name": "t", "actions": [{"name": "a"}]}]},
+            r"tasks\[0\].actions\[0\]: 'image' is required",
+        ),
+        (
+            {"tasks": [{"name": "t", "actions": [{"name": "a", "image": "i", "timeout": "soon"}]}]},
+            "timeout must be a whole number",
+        ),
+        (
+            {"tasks": [{"name": "t", "actions": [{"name": "a", "image": "i", "environment": ["NOEQUALS"]}]}]},
+            "'NOEQUALS' is not KEY=VALUE",
+        ),
+        (
+            {"tasks": [{"name": "t", "actions": [{"name": "a", "image": "i", "volumes": ["relative"]}]}]},
+            "'relative' is not SOURCE:/TARGET",
+        ),
     ],
 )
 def test_malformed_workflows_name_the_field(data: dict, message: str) -> None:

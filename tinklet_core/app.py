@@ -52,7 +52,9 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
     if not settings.tink:
         raise ConfigError("missing --tink HOST:PORT (or TINKLET_TINK, or 'tink' in the config file)")
     if not settings.identifier:
-        raise ConfigError("missing --identifier ID (or TINKLET_IDENTIFIER, or 'identifier' in the config file)")
+        raise ConfigError(
+            "missing --identifier ID (or TINKLET_IDENTIFIER, or 'identifier' in the config file)"
+        )
     credentials = None
     if settings.tls.enabled:
         credentials = loaded.manager.hook.tinklet_grpc_channel_credentials(tls=settings.tls)

@@ -56,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             blocked=blocked,
             extra=[*extra, *_env_plugins()],
         )
-        runtime_options = [option for _name, spec in runtime_specs(loaded.manager).values() for option in spec.options]
+        runtime_options = [
+            option for _name, spec in runtime_specs(loaded.manager).values() for option in spec.options
+        ]
     except TinkletError as exc:
         _fail(str(exc))
     try:
@@ -109,15 +111,19 @@ def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
         elif spec.multiple:
             annotation = Optional[list[str]]  # noqa: UP045
             flags = (f"--{spec.name}",)
-        else:
-            annotation = Optional[spec.kind]  # noqa: UP045
+        else:  # numbers are converted by the config loader, which names the flag in its error
+            annotation = Optional[str]  # noqa: UP045
             flags = (f"--{spec.name}",)
         parameters.append(
             inspect.Parameter(
                 spec.key,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=typer.Option(
-                    None, *flags, help=help_text, show_default=False, metavar=None if spec.kind is bool else metavar
+                    None,
+                    *flags,
+                    help=help_text,
+                    show_default=False,
+                    metavar=None if spec.kind is bool else metavar,
                 ),
                 annotation=annotation,
             )
@@ -153,8 +159,9 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
     plugins_cli = typer.Typer(help="Inspect installed plugins.", add_completion=False)
     cli.add_typer(plugins_cli, name="plugins")
 
-    def settings_for(ctx: typer.Context, flags: dict[str, Any]) -> Settings:
-        merged = dict(ctx.obj or {})
+    def settings_for(root_flags: dict[str, Any] | None, flags: dict[str, Any]) -> Settings:
+        """Settings from the root command's flags, overridden by a subcommand's own."""
+        merged = dict(root_flags or {})
         merged.update({key: value for key, value in flags.items() if value not in (None, [])})
         settings = load_settings(merged, runtime_options)
         _setup_logging(settings.loglevel)
@@ -168,7 +175,7 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
         if ctx.invoked_subcommand is not None:
             return
         try:
-            settings = settings_for(ctx, {})
+            settings = settings_for(ctx.obj, {})
             application.serve(loaded, settings, _stop_on_signals())
             log.info("tinklet stopped")
         except TinkletError as exc:
@@ -186,7 +193,7 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
     def run(ctx: typer.Context, workflow: str, **flags: Any) -> None:
         """Run a workflow file here, with no Tink server; exit 1 if it did not succeed."""
         try:
-            settings = settings_for(ctx, flags)
+            settings = settings_for(ctx.obj, flags)
             parsed = load_workflow(Path(workflow), agent_id=settings.identifier or application.LOCAL_AGENT)
             summary = RunSummary(len(parsed.actions))
             loaded.manager.register(summary, name="run-summary")
@@ -210,7 +217,7 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
     ) -> None:
         """List loaded plugins: distribution, version, runtimes and the hooks they implement."""
         try:
-            settings_for(ctx.find_root(), {})
+            settings_for(ctx.find_root().obj, {})
         except TinkletError as exc:
             _fail(str(exc))
         infos = describe_plugins(loaded)
@@ -224,7 +231,11 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
         ]
         widths = [max(len(row[col]) for row in rows) for col in range(4)]
         for row in rows:
-            typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
+            typer.echo(
+                "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+                + "  "
+                + row[4]
+            )
 
     @cli.command("version")
     def version() -> None:
@@ -264,7 +275,9 @@ class RunSummary:
         self.finals.append(event)
         duration = event.duration.total_seconds() if event.duration else 0.0
         detail = "" if event.state is State.SUCCESS else f": {event.message}"
-        typer.echo(f"{event.state.value:<8} {event.action.task_id}/{event.action.name} ({duration:.1f}s){detail}")
+        typer.echo(
+            f"{event.state.value:<8} {event.action.task_id}/{event.action.name} ({duration:.1f}s){detail}"
+        )
 
     @property
     def succeeded(self) -> bool:

@@ -52,9 +52,13 @@ class OptionSpec:
 
 
 CORE_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("runtime", "Container runtime that runs actions (see 'tinklet plugins list').", default="docker"),
+    OptionSpec(
+        "runtime", "Container runtime that runs actions (see 'tinklet plugins list').", default="docker"
+    ),
     OptionSpec("tink", "Tink server address HOST:PORT.", scope="worker"),
-    OptionSpec("identifier", "This worker's id (agent id / MAC) as the Tink server knows it.", scope="worker"),
+    OptionSpec(
+        "identifier", "This worker's id (agent id / MAC) as the Tink server knows it.", scope="worker"
+    ),
     OptionSpec("protocol", "Tink protocol version.", default="v2", choices=("v2",), scope="worker"),
     OptionSpec("tls", "Connect to the Tink server over TLS.", kind=bool, default=False, scope="worker"),
     OptionSpec("tls-ca", "PEM file of CA certificates to trust instead of the system roots.", scope="worker"),
@@ -62,24 +66,28 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("tls-key", "PEM private key of --tls-cert.", scope="worker"),
     OptionSpec("tls-server-name", "Expect this name in the server's certificate.", scope="worker"),
     OptionSpec("config", "YAML config file; its keys are the option names."),
-    OptionSpec(
-        "loglevel", "Log level.", default="info", choices=("debug", "info", "warning", "error")
-    ),
+    OptionSpec("loglevel", "Log level.", default="info", choices=("debug", "info", "warning", "error")),
     OptionSpec(
         "registry",
         'Registry login as JSON {"name": HOST, "user": U, "password": P}; repeatable.',
         multiple=True,
         default=(),
     ),
-    OptionSpec("docker-config", "Docker client config with registry logins.", default="~/.docker/config.json"),
-    OptionSpec("pull", "When to pull an action image.", default="missing", choices=tuple(p.value for p in PullPolicy)),
+    OptionSpec(
+        "docker-config", "Docker client config with registry logins.", default="~/.docker/config.json"
+    ),
+    OptionSpec(
+        "pull", "When to pull an action image.", default="missing", choices=tuple(p.value for p in PullPolicy)
+    ),
     OptionSpec(
         "action-privilege",
         "Privilege of action containers.",
         default="privileged",
         choices=tuple(p.value for p in Privilege),
     ),
-    OptionSpec("max-backoff", "Longest wait in seconds between retries.", kind=float, default=5.0, scope="worker"),
+    OptionSpec(
+        "max-backoff", "Longest wait in seconds between retries.", kind=float, default=5.0, scope="worker"
+    ),
 )
 
 
@@ -185,7 +193,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
-def _resolve(spec: OptionSpec, flags: Mapping[str, Any], environ: Mapping[str, str], file_values: Mapping[str, Any]) -> Any:
+def _resolve(
+    spec: OptionSpec, flags: Mapping[str, Any], environ: Mapping[str, str], file_values: Mapping[str, Any]
+) -> Any:
     flag = flags.get(spec.key)
     if flag is not None and not (spec.multiple and not flag):
         value, origin = flag, f"--{spec.name}"
@@ -259,7 +269,9 @@ def _registry(entry: Any) -> RegistryCredentials:
         except ValueError:
             raise ConfigError("--registry: an entry is not valid JSON") from None
     if not isinstance(entry, dict):
-        raise ConfigError('--registry: an entry must be a JSON object like {"name": ..., "user": ..., "password": ...}')
+        raise ConfigError(
+            '--registry: an entry must be a JSON object like {"name": ..., "user": ..., "password": ...}'
+        )
     name = entry.get("name") or entry.get("registry")
     user = entry.get("user", entry.get("username"))
     password = entry.get("password", entry.get("pass"))

@@ -12,6 +12,7 @@ import importlib.metadata
 import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import pluggy
 
@@ -102,7 +103,8 @@ def runtime_specs(manager: pluggy.PluginManager) -> dict[str, tuple[str, Runtime
     """
     found: dict[str, tuple[str, RuntimeSpec]] = {}
     for impl in manager.hook.tinklet_runtimes.get_hookimpls():
-        for spec in impl.function() or ():
+        specs = cast("list[RuntimeSpec]", impl.function() or [])
+        for spec in specs:
             for name in (spec.name, *spec.aliases):
                 if name in found and found[name][1] is not spec:
                     raise PluginError(

@@ -2,9 +2,10 @@
 
 The loop owns no container code: runtimes run actions through ``tinklet_execute_action``. It
 never exits on a server or runtime error: it backs off with jitter, logs once per change of
-state (not once per retry), and retries a final report until the server accepts it: until then the
-server re-serves the same action and never moves on to the next one. On shutdown (``stop`` set) the running action is stopped by its runtime and no
-final state is reported, so the server serves the action again to the next worker that asks.
+state (not once per retry), and retries a final report until the server accepts it (until then
+the server re-serves the same action and never moves on to the next one). On shutdown
+(``stop`` set) the runtime stops the running action and no final state is reported, so the
+server serves the action again to the next worker that asks.
 """
 
 from __future__ import annotations
@@ -154,7 +155,9 @@ class Worker:
         except MalformedAction as exc:
             self._status.clear()
             self._log.error("%s: cannot run: %s", exc.action.label, exc)
-            self._report_final(exc.action, Outcome(State.FAILED, reason=f"malformed action: {exc}"), [], _now())
+            self._report_final(
+                exc.action, Outcome(State.FAILED, reason=f"malformed action: {exc}"), [], _now()
+            )
             return None
         except TransportError as exc:
             self._status.note(logging.WARNING, f"cannot get an action: {exc}; retrying")

@@ -9,9 +9,11 @@ list; load it with ``tinklet -p tinklet_core.testing.process_runtime --runtime p
 
 from __future__ import annotations
 
+import io
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from typing import cast
 
 from tinklet_core.errors import ActionInterrupted
 from tinklet_core.hookspecs import hookimpl
@@ -81,8 +83,8 @@ class ProcessRuntime:
     @staticmethod
     def _stream(process: subprocess.Popen[bytes], context: ActionContext, exited: threading.Event) -> None:
         splitter = LineSplitter(context.output)
-        assert process.stdout is not None
-        for chunk in iter(lambda: process.stdout.read1(65536), b""):  # type: ignore[union-attr]
+        stdout = cast(io.BufferedReader, process.stdout)
+        for chunk in iter(lambda: stdout.read1(65536), b""):
             splitter.feed(chunk)
         splitter.close()
         process.wait()

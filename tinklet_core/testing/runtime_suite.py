@@ -125,7 +125,9 @@ class RuntimeBehaviourSuite:
     # -- single actions ---------------------------------------------------------------------
 
     def test_output_is_streamed_line_by_line(self, runtime: Runtime) -> None:
-        outcome, lines = self.execute(make_action(self.image, ["sh", "-c", "echo one; echo two >&2; echo three"]))
+        outcome, lines = self.execute(
+            make_action(self.image, ["sh", "-c", "echo one; echo two >&2; echo three"])
+        )
         assert outcome.state is State.SUCCESS
         assert sorted(lines) == ["one", "three", "two"]
         assert lines.index("one") < lines.index("three")
@@ -252,7 +254,9 @@ class RuntimeBehaviourSuite:
         with TinkServer([workflow], AGENT) as server:
             process = self.worker(server.address)
             try:
-                done = server.wait_until(lambda: any(r.state is State.FAILED for r in server.reports), timeout=60)
+                done = server.wait_until(
+                    lambda: any(r.state is State.FAILED for r in server.reports), timeout=60
+                )
                 time.sleep(1.0)  # a worker that wrongly went on would now be on the fourth action
             finally:
                 output = self.stop_worker(process)
@@ -340,7 +344,11 @@ class RuntimeBehaviourSuite:
             [*command, *self.cli_options()], env=env, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 1, result.stderr
-        lines = [line.split()[:2] for line in result.stdout.splitlines() if line and not line.startswith("workflow")]
+        lines = [
+            line.split()[:2]
+            for line in result.stdout.splitlines()
+            if line and not line.startswith("workflow")
+        ]
         assert lines == [
             ["RUNNING", "provision/echo"], ["SUCCESS", "provision/echo"],
             ["RUNNING", "provision/env-and-mount"], ["SUCCESS", "provision/env-and-mount"],
