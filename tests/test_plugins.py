@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,3 +90,10 @@ def test_every_hookspec_is_documented_and_prefixed() -> None:
     for name in specs:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert "Called" in doc, f"{name} must say who calls it and when"
+
+
+def test_every_hook_is_in_the_readme_with_its_signature() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name in [n for n in dir(hookspecs) if n.startswith("tinklet_")]:
+        signature = str(inspect.signature(getattr(hookspecs, name))).replace("'", "")
+        assert f"`{name}{signature}`" in readme, f"README must document {name}{signature}"
