@@ -1,1 +1,36 @@
-"""docker runtime for tinklet."""
+"""The ``docker`` runtime for tinklet: Tinkerbell actions as containers on a Docker daemon.
+
+This is the plugin's entry-point module (group ``tinklet``, name ``docker``). Importing it is
+cheap, which matters because every tinklet start and ``tinklet plugins list`` imports it: it
+pulls in only tinklet_core and :mod:`tinklet_docker.runtime`, whose :class:`DockerRuntime` is
+the spec's factory (a class, so its hooks can be listed without opening it). docker-py is
+imported by ``DockerRuntime.__init__`` through :mod:`tinklet_docker.engine`, so only when the
+user chose ``--runtime docker``.
+"""
+
+from __future__ import annotations
+
+from tinklet_core.hookspecs import hookimpl
+from tinklet_core.runtime import RuntimeOption, RuntimeSpec
+from tinklet_docker.runtime import DockerRuntime
+
+__all__ = ["DockerRuntime", "tinklet_runtimes"]
+
+
+@hookimpl
+def tinklet_runtimes() -> list[RuntimeSpec]:
+    """One runtime, ``docker``, with its daemon URL option."""
+    return [
+        RuntimeSpec(
+            name="docker",
+            factory=DockerRuntime,
+            summary="containers on a Docker daemon (docker-py)",
+            options=(
+                RuntimeOption(
+                    "docker-host",
+                    "Docker daemon URL (default: DOCKER_HOST, else the local socket)",
+                    env_fallback="DOCKER_HOST",
+                ),
+            ),
+        )
+    ]

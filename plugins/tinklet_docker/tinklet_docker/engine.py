@@ -1,0 +1,196 @@
+"""The docker-py calls the docker runtime makes, each failing with a one-line :class:`DockerFailure`.
+
+This is the only module that imports docker-py; :mod:`tinklet_docker.runtime` imports it when a
+runtime is opened, never when plugins are merely listed.
+
+Two low-level API clients share one daemon URL: ``api`` keeps docker-py's 60 s read timeout for
+short calls, and ``stream_api`` has no timeout for the calls that legitimately block for as long
+as an action runs (attaching to its output, waiting for its exit): with a read timeout, a
+container that prints nothing for a minute would break its own output stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import docker
+from docker.errors import APIError, DockerException
+from requests.exceptions import RequestException
+
+from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.model import RegistryCredentials
+from tinklet_docker.errors import DockerFailure, one_line, short_reason, without_secret
+from tinklet_docker.spec import ContainerSpec
+
+DEFAULT_URL = "unix:///var/run/docker.sock"
+ACTION_LABEL = "tinklet.action"
+AGENT_LABEL = "tinklet.agent"
+
+
+class OutputStream(Protocol):
+    """A container's attached output: raw byte chunks of stdout and stderr, closable from
+    another thread."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The chunks, as the container writes them; ends when the container exits."""
+        ...
+
+    def close(self) -> None:
+        """Stop the stream (the iteration ends)."""
+
+
+def tinklet_containers(api: Any, agent_id: str | None = None) -> list[str]:
+    """Names of the containers (running or not) that carry tinklet's action label.
+
+    ``api`` is a ``docker.APIClient``; with ``agent_id``, only that agent's containers.
+    """
+    labels = [ACTION_LABEL] if agent_id is None else [ACTION_LABEL, f"{AGENT_LABEL}={agent_id}"]
+    found = api.containers(all=True, filters={"label": labels})
+    return [entry["Names"][0].lstrip("/") if entry.get("Names") else entry["Id"] for entry in found]
+
+
+def pull_error(event: Any) -> str | None:
+    """The error a pull progress event reports (``{"error": …, "errorDetail": {"message": …}}``)."""
+    if not isinstance(event, dict):
+        return None
+    detail = event.get("errorDetail")
+    message = detail.get("message") if isinstance(detail, dict) else None
+    return str(message or event.get("error") or "") or None
+
+
+class DockerEngine:
+    """One Docker daemon, reached at ``url``; constructing it checks that the daemon answers."""
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self._clients: list[Any] = []
+        try:
+            self.api = self._client(version="auto")
+            self.api.ping()
+            self.stream_api = self._client(version=self.api.api_version, timeout=None)
+        except (DockerException, RequestException) as exc:
+            self.close()
+            raise RuntimeUnavailable(f"docker daemon at {url} is not reachable: {short_reason(exc)}") from exc
+
+    def _client(self, **kwargs: Any) -> Any:
+        client = docker.APIClient(base_url=self.url, **kwargs)
+        self._clients.append(client)
+        return client
+
+    @contextmanager
+    def failing_as(self, what: str, secret: str | None = None) -> Iterator[None]:
+        """Turn docker-py's exceptions inside the block into ``DockerFailure("WHAT: reason")``.
+
+        An API error keeps the daemon's words; a connection error says the daemon is not
+        reachable. ``secret`` is masked wherever it would appear.
+        """
+        try:
+            yield
+        except APIError as exc:
+            words = one_line(exc.explanation or str(exc))
+            raise DockerFailure(without_secret(f"{what}: {words}", secret)) from None
+        except (DockerException, RequestException) as exc:
+            words = f"docker daemon at {self.url} is not reachable: {short_reason(exc)}"
+            raise DockerFailure(without_secret(f"{what}: {words}", secret)) from None
+
+    def image_present(self, image: str) -> bool:
+        """True when the daemon has ``image`` (by name, tag or digest)."""
+        with self.failing_as(f"image inspect failed for {image}"):
+            try:
+                self.api.inspect_image(image)
+            except docker.errors.ImageNotFound:
+                return False
+        return True
+
+    def pull(self, image: str, credentials: RegistryCredentials | None) -> None:
+        """Pull ``image``; a registry error fails with the registry's words (no password).
+
+        The low-level stream is read to its end because docker reports most pull failures as
+        an ``{"error": …}`` line in a successful HTTP response. Without ``credentials`` the pull
+        is anonymous: docker-py's own fallback to ``~/.docker/config.json`` is not used, the
+        core's registry-credentials hook already covers that file.
+        """
+        auth = {"username": credentials.username, "password": credentials.password} if credentials else {}
+        secret = credentials.password if credentials else None
+        with self.failing_as("image pull failed", secret):
+            for event in self.api.pull(image, stream=True, decode=True, auth_config=auth):
+                error = pull_error(event)
+                if error:
+                    raise DockerFailure(without_secret(f"image pull failed: {one_line(error)}", secret))
+
+    def create(self, spec: ContainerSpec) -> str:
+        """Create the container; returns its id."""
+        with self.failing_as("container create failed"):
+            host_config = self.api.create_host_config(
+                binds=list(spec.binds) or None,
+                privileged=spec.privileged,
+                cap_add=list(spec.cap_add) or None,
+                pid_mode=spec.pid_mode or None,
+                network_mode=spec.network_mode or None,
+            )
+            created = self.api.create_container(
+                spec.image,
+                command=list(spec.command) or None,
+                name=spec.name,
+                environment=list(spec.environment),
+                labels=dict(spec.labels),
+                host_config=host_config,
+                use_config_proxy=False,
+            )
+        return str(created["Id"])
+
+    def attach(self, container: str) -> OutputStream:
+        """Attach to stdout and stderr. Call before :meth:`start` so no output is missed."""
+        with self.failing_as("container attach failed"):
+            stream: OutputStream = self.stream_api.attach(container, stdout=True, stderr=True, stream=True)
+        return stream
+
+    def start(self, container: str) -> None:
+        """Start the container; a bad command fails here with docker's explanation."""
+        with self.failing_as("container failed to start"):
+            self.api.start(container)
+
+    def wait(self, container: str) -> int:
+        """Block until the container exits; returns its exit code."""
+        with self.failing_as("waiting for the container failed"):
+            status = self.stream_api.wait(container)
+        return int(status.get("StatusCode", -1))
+
+    def oom_killed(self, container: str) -> bool:
+        """True when the kernel's out-of-memory killer ended the container (False if unknown)."""
+        try:
+            with self.failing_as("container inspect failed"):
+                return bool(self.api.inspect_container(container)["State"].get("OOMKilled"))
+        except DockerFailure:
+            return False
+
+    def kill(self, container: str) -> None:
+        """SIGKILL the container; one that already stopped or is gone is fine."""
+        with self.failing_as("container kill failed"):
+            try:
+                self.api.kill(container)
+            except APIError as exc:
+                if exc.status_code not in (404, 409):
+                    raise
+
+    def remove(self, container: str) -> None:
+        """Remove the container (force) and its anonymous volumes; one already gone is fine."""
+        with self.failing_as("container remove failed"):
+            try:
+                self.api.remove_container(container, v=True, force=True)
+            except APIError as exc:
+                if exc.status_code not in (404, 409):
+                    raise
+
+    def containers(self, agent_id: str | None = None) -> list[str]:
+        """Names of tinklet's action containers on this daemon (only ``agent_id``'s if given)."""
+        with self.failing_as("container list failed"):
+            return tinklet_containers(self.api, agent_id)
+
+    def close(self) -> None:
+        """Close both clients' connections."""
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
