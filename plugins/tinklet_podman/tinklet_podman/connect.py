@@ -1,0 +1,68 @@
+"""Choosing the Podman service the runtime talks to, and saying which one it chose.
+
+In order: the socket given with ``--podman-socket`` (it must answer; it is never silently
+replaced), ``$XDG_RUNTIME_DIR/podman/podman.sock``, ``/run/podman/podman.sock``, and otherwise
+a private ``podman system service`` that tinklet starts and later stops (see
+:mod:`tinklet_podman.service`). Imports podman-py, so only the opened runtime imports this.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tinklet_core.errors import RuntimeUnavailable
+from tinklet_podman.engine import PodmanEngine, probe
+from tinklet_podman.errors import PodmanFailure
+from tinklet_podman.service import PodmanService, first_answering, socket_url, usual_sockets
+
+log = logging.getLogger("tinklet.podman")
+
+
+@dataclass
+class Connection:
+    """The engine for the chosen service, and the service itself when tinklet started it."""
+
+    engine: PodmanEngine
+    service: PodmanService | None
+    how: str
+
+
+def connect(options: Mapping[str, Any]) -> Connection:
+    """Reach Podman as the module docstring says; :class:`RuntimeUnavailable` if impossible.
+
+    ``options`` are the runtime's resolved options: ``podman_socket``, ``xdg_runtime_dir``,
+    ``podman_binary``.
+    """
+    explicit = options.get("podman_socket")
+    if explicit:
+        url = socket_url(str(explicit))
+        problem = probe(url)
+        if problem is not None:
+            raise RuntimeUnavailable(f"Podman socket {url} (--podman-socket) does not answer: {problem}")
+        return _connected(url, None, "from --podman-socket")
+    candidates = usual_sockets(options.get("xdg_runtime_dir"))
+    found = first_answering(candidates, probe)
+    if found is not None:
+        return _connected(found, None, "found at a usual location")
+    binary = str(options.get("podman_binary") or "podman")
+    service = PodmanService.start(binary, probe)
+    try:
+        how = f"started by tinklet (pid {service.pid}); nothing answered at {', '.join(candidates)}"
+        return _connected(service.url, service, how)
+    except BaseException:
+        service.stop()
+        raise
+
+
+def _connected(url: str, service: PodmanService | None, how: str) -> Connection:
+    engine = PodmanEngine(url)
+    try:
+        version = engine.version()
+    except PodmanFailure as exc:
+        engine.close()
+        raise RuntimeUnavailable(f"Podman at {url} is not usable: {exc}") from None
+    log.info("using Podman %s at %s (%s)", version, url, how)
+    return Connection(engine, service, how)

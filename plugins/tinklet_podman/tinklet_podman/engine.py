@@ -1,0 +1,247 @@
+"""The podman-py calls the podman runtime makes, each failing with a one-line :class:`PodmanFailure`.
+
+This is the only module that imports podman-py; :mod:`tinklet_podman.runtime` imports it when
+the runtime is opened, never when plugins are merely listed.
+
+podman-py facts this module works around (podman-py 5.x against Debian's Podman 4.3.1):
+
+- It builds ``/v5.x/libpod/`` URLs from its own version and does not negotiate. Podman accepts
+  any version prefix but silently ignores parameters newer than itself, so only long-standing
+  parameters are used here.
+- ``images.pull`` does not raise when the registry refuses: the failure is an ``{"error": …}``
+  event at the end of the stream. The stream is read to its end and the image checked after.
+- ``wait`` returns the exit code as an int (docker-py returns a dict). Podman polls the
+  container's state for it, every 250 ms unless told otherwise: ``interval`` (known to 4.3.1)
+  makes it 50 ms, which took ~70 ms off a ``true`` action here.
+- It has no attach; the runtime attaches with a raw streaming request (see :meth:`attach`).
+- The client has no timeout, because attaching and waiting legitimately block for as long as an
+  action runs; short calls that must not hang pass their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from podman import PodmanClient
+from podman.errors import APIError, NotFound, PodmanError
+from requests.exceptions import RequestException
+
+from tinklet_core.model import RegistryCredentials
+from tinklet_podman.errors import PodmanFailure, innermost_reason, one_line, without_secret
+from tinklet_podman.output import read_frames
+from tinklet_podman.spec import ContainerSpec
+
+ACTION_LABEL = "tinklet.action"
+AGENT_LABEL = "tinklet.agent"
+PROBE_TIMEOUT = 2.0
+SHORT_CALL_TIMEOUT = 60.0
+#: How often Podman checks whether a waited-for container exited (its default, 250ms, adds
+#: ~70 ms to every action; a state check is cheap for the service).
+WAIT_POLL = "50ms"
+
+
+class FrameStream:
+    """A container's multiplexed output (attach or logs): iterate ``(stream, payload)`` frames."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        return read_frames(self._response.raw)
+
+    def close(self) -> None:
+        """Close the connection; a read blocked in another thread returns."""
+        shutdown = getattr(self._response.raw, "shutdown", None)  # urllib3 >= 2.3
+        if shutdown is not None:
+            # Only unblocks a read in progress; refused (RuntimeError, ValueError) when there is
+            # none or the connection already went back to the pool. Closing is what matters.
+            with suppress(Exception):
+                shutdown()
+        with suppress(Exception):
+            self._response.close()
+
+
+def probe(url: str) -> str | None:
+    """``None`` when a Podman service answers at ``url``, else a short reason why not."""
+    try:
+        with PodmanClient(base_url=url) as client:
+            response = client.api.get("/_ping", timeout=PROBE_TIMEOUT)
+            if response.ok:
+                return None
+            return f"HTTP {response.status_code}"
+    except (APIError, PodmanError, RequestException, OSError, ValueError) as exc:
+        return innermost_reason(exc)
+
+
+class PodmanEngine:
+    """One Podman service, reached at ``url`` (``unix:///…``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = PodmanClient(base_url=url)
+
+    @contextmanager
+    def failing_as(self, what: str, secret: str | None = None) -> Iterator[None]:
+        """Turn podman-py's exceptions inside the block into ``PodmanFailure("WHAT: reason")``,
+        keeping Podman's own words and masking ``secret``."""
+        try:
+            yield
+        except APIError as exc:
+            words = one_line(getattr(exc, "explanation", None) or exc)
+            raise PodmanFailure(without_secret(f"{what}: {words}", secret)) from None
+        except (PodmanError, RequestException, OSError) as exc:
+            words = f"Podman at {self.url} is not reachable: {innermost_reason(exc)}"
+            raise PodmanFailure(without_secret(f"{what}: {words}", secret)) from None
+
+    def version(self) -> str:
+        """The service's Podman version, for the log."""
+        with self.failing_as("version query failed"):
+            response = self.client.api.get("/version", timeout=SHORT_CALL_TIMEOUT)
+            response.raise_for_status()
+            return str(response.json().get("Version", "unknown"))
+
+    def image_exists(self, reference: str) -> bool:
+        """True when Podman has the image ``reference`` locally."""
+        with self.failing_as(f"image lookup failed for {reference}"):
+            return bool(self.client.images.exists(reference))
+
+    def pull(self, reference: str, credentials: RegistryCredentials | None) -> None:
+        """Pull ``reference``; a refusal fails with the registry's words (never the password).
+
+        Without ``credentials`` the pull is anonymous as far as tinklet is concerned (the
+        service may still use its own auth file).
+        """
+        auth = {"username": credentials.username, "password": credentials.password} if credentials else None
+        secret = credentials.password if credentials else None
+        error = ""
+        with self.failing_as("image pull failed", secret):
+            events: Iterable[Any] = self.client.images.pull(  # type: ignore[assignment]
+                reference, auth_config=auth, stream=True, decode=True
+            )
+            for event in events:
+                if isinstance(event, dict) and event.get("error"):
+                    error = str((event.get("errorDetail") or {}).get("message") or event["error"])
+            if not error and not self.client.images.exists(reference):
+                error = f"{reference} is not present after the pull"
+        if error:
+            raise PodmanFailure(without_secret(f"image pull failed: {one_line(error)}", secret))
+
+    def create(self, spec: ContainerSpec) -> str:
+        """Create the container; returns its id."""
+        arguments: dict[str, Any] = {
+            "name": spec.name,
+            "environment": dict(spec.environment),
+            "labels": dict(spec.labels),
+            "privileged": spec.privileged,
+            # k8s-file keeps the complete output until the container is removed; the runtime
+            # reads it after exit to make up for any line the live stream missed.
+            "log_config": {"Type": "k8s-file"},
+        }
+        if spec.command:
+            arguments["command"] = list(spec.command)
+        if spec.cap_add:
+            arguments["cap_add"] = list(spec.cap_add)
+        if spec.pid_mode:
+            arguments["pid_mode"] = spec.pid_mode
+        if spec.network_mode:
+            arguments["network_mode"] = spec.network_mode
+        if spec.ulimits:
+            arguments["ulimits"] = [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits]
+        binds = [m for m in spec.mounts if m.host_path]
+        named = [m for m in spec.mounts if not m.host_path]
+        if binds:
+            arguments["mounts"] = [
+                {"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only}
+                for m in binds
+            ]
+        if named:
+            arguments["volumes"] = {
+                m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in named
+            }
+        with self.failing_as("container create failed"):
+            return str(self.client.containers.create(spec.image, **arguments).id)
+
+    def attach(self, container: str) -> FrameStream:
+        """Attach to stdout and stderr. Call it before :meth:`start`: then no line is missed.
+
+        Podman replies with the HTTP header once the attach is in place and streams frames
+        until the container exits; a slow reader slows the container down, it loses nothing.
+        """
+        params = {"stream": True, "stdout": True, "stderr": True, "logs": False}
+        with self.failing_as("container attach failed"):
+            response = self.client.api.post(f"/containers/{container}/attach", params=params, stream=True)
+            response.raise_for_status()
+        return FrameStream(response)
+
+    def start(self, container: str) -> None:
+        """Start the container; a bad command or a refused limit fails here with Podman's words."""
+        with self.failing_as("container failed to start"):
+            response = self.client.api.post(f"/containers/{container}/start", timeout=SHORT_CALL_TIMEOUT)
+            response.raise_for_status()
+
+    def wait(self, container: str) -> int:
+        """Block until the container exits; its exit code."""
+        with self.failing_as("waiting for the container failed"):
+            response = self.client.api.post(f"/containers/{container}/wait", params={"interval": WAIT_POLL})
+            response.raise_for_status()
+            return int(response.json())
+
+    def oom_killed(self, container: str) -> bool:
+        """True when the kernel's out-of-memory killer ended the container (False if unknown)."""
+        try:
+            with self.failing_as("container inspect failed"):
+                response = self.client.api.get(f"/containers/{container}/json", timeout=SHORT_CALL_TIMEOUT)
+                response.raise_for_status()
+                return bool(response.json().get("State", {}).get("OOMKilled"))
+        except PodmanFailure:
+            return False
+
+    def logs(self, container: str) -> FrameStream:
+        """The container's complete output so far, streamed (not followed, not buffered)."""
+        params = {"stdout": True, "stderr": True, "follow": False}
+        with self.failing_as("reading the container log failed"):
+            response = self.client.api.get(f"/containers/{container}/logs", params=params, stream=True)
+            response.raise_for_status()
+        return FrameStream(response)
+
+    def kill(self, container: str) -> None:
+        """SIGKILL the container; one that already stopped or is gone is fine."""
+        with self.failing_as("container kill failed"):
+            try:
+                response = self.client.api.post(
+                    f"/containers/{container}/kill", params={"signal": "SIGKILL"}, timeout=SHORT_CALL_TIMEOUT
+                )
+                response.raise_for_status()
+            except APIError as exc:
+                if exc.status_code not in (404, 409):
+                    raise
+
+    def remove(self, container: str) -> None:
+        """Remove the container (force) and its anonymous volumes; one already gone is fine."""
+        with self.failing_as("container remove failed"):
+            try:
+                response = self.client.api.delete(
+                    f"/containers/{container}", params={"force": True, "v": True}, timeout=SHORT_CALL_TIMEOUT
+                )
+                response.raise_for_status(not_found=NotFound)
+            except NotFound:
+                pass
+
+    def containers(self, agent_id: str | None = None) -> list[str]:
+        """Names of tinklet's action containers (running or not); only ``agent_id``'s if given."""
+        labels = [ACTION_LABEL] if agent_id is None else [ACTION_LABEL, f"{AGENT_LABEL}={agent_id}"]
+        with self.failing_as("container list failed"):
+            response = self.client.api.get(
+                "/containers/json",
+                params={"all": True, "filters": json.dumps({"label": labels})},
+                timeout=SHORT_CALL_TIMEOUT,
+            )
+            response.raise_for_status()
+            return [str((entry.get("Names") or [entry["Id"]])[0]) for entry in response.json()]
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
