@@ -1,1 +1,43 @@
-"""kube runtime for tinklet."""
+"""kube runtime for tinklet: each action runs as a Kubernetes Job.
+
+The entry-point module stays light: it names the runtime, its options and its factory class.
+The kubernetes client is imported only when ``--runtime kube`` is chosen.
+"""
+
+from __future__ import annotations
+
+from tinklet_core.hookspecs import hookimpl
+from tinklet_core.runtime import RuntimeOption, RuntimeSpec
+from tinklet_kube.runtime import KubeRuntime
+
+OPTIONS = (
+    RuntimeOption(
+        name="kubeconfig",
+        help="kubeconfig file(s) of the cluster (default: KUBECONFIG, else the in-cluster config, "
+        "else ~/.kube/config)",
+        env_fallback="KUBECONFIG",
+    ),
+    RuntimeOption(name="kube-namespace", help="namespace the action Jobs run in", default="default"),
+    RuntimeOption(name="kube-service-account", help="service account of the action pods (default: none)"),
+    RuntimeOption(
+        name="kube-allow-host",
+        help="map actions' host pid/network namespaces and host-path volumes to hostPID, hostNetwork "
+        "and hostPath (refused otherwise)",
+        kind=bool,
+        default=False,
+    ),
+)
+
+
+@hookimpl
+def tinklet_runtimes() -> list[RuntimeSpec]:
+    """The kube runtime."""
+    return [
+        RuntimeSpec(
+            name="kube",
+            factory=KubeRuntime,
+            summary="run each action as a Kubernetes Job",
+            aliases=("kubernetes",),
+            options=OPTIONS,
+        )
+    ]

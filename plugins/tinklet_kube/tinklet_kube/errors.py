@@ -1,0 +1,15 @@
+"""The kube runtime's own error; messages are one line and never carry a secret."""
+
+from __future__ import annotations
+
+from tinklet_core.errors import TinkletError
+
+
+class KubeApiError(TinkletError):
+    """A Kubernetes API call failed. ``status`` is the HTTP status (0 when the API was not
+    reached) and ``reason`` the API's reason word (``NotFound``, ``AlreadyExists``…)."""
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
