@@ -135,3 +135,16 @@ def test_version() -> None:
     result = tinklet("version")
     assert result.returncode == 0
     assert result.stdout.splitlines()[0] == "tinklet 0.1.0"
+
+
+def test_a_docker_run_never_imports_the_kubernetes_client(tmp_path: Path) -> None:
+    path = write_workflow(tmp_path / "wf.yaml", {"name": "a", "image": "tinklet/busybox:latest", "command": ["true"]})
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tinklet_core", "run", str(path), "--runtime", "docker"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "docker" in imported, "the docker runtime must have been opened"
+    assert "kubernetes" not in imported
+    assert "podman" not in imported

@@ -233,8 +233,10 @@ class Worker:
 
     def _report_final(self, action: Action, outcome: Outcome, tail: list[str], started: dt.datetime) -> None:
         event = Event(action, outcome.state, started, _now(), failure_message(outcome, tail))
-        level = logging.INFO if outcome.state is State.SUCCESS else logging.ERROR
-        self._log.log(level, "%s: %s (%s)", action.label, outcome.state.value, event.message)
+        if outcome.state is State.SUCCESS:
+            self._log.info("%s: SUCCESS", action.label)
+        else:
+            self._log.error("%s: %s (%s)", action.label, outcome.state.value, event.message)
         if self._deliver(event) and self._on_final is not None:
             self._on_final(event)
 
