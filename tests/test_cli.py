@@ -25,6 +25,11 @@ def tinklet(
     )
 
 
+def top_level_imports(importtime_log: str) -> set[str]:
+    """Top-level packages named in ``python -X importtime`` output."""
+    return {line.split("|")[-1].strip().split(".")[0] for line in importtime_log.splitlines() if "|" in line}
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
@@ -138,13 +143,14 @@ def test_version() -> None:
 
 
 def test_a_docker_run_never_imports_the_kubernetes_client(tmp_path: Path) -> None:
-    path = write_workflow(tmp_path / "wf.yaml", {"name": "a", "image": "tinklet/busybox:latest", "command": ["true"]})
+    action = {"name": "a", "image": "tinklet/busybox:latest", "command": ["true"]}
+    path = write_workflow(tmp_path / "wf.yaml", action)
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "tinklet_core", "run", str(path), "--runtime", "docker"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    imported = top_level_imports(result.stderr)
     assert "docker" in imported, "the docker runtime must have been opened"
     assert "kubernetes" not in imported
     assert "podman" not in imported

@@ -149,7 +149,8 @@ class RuntimeBehaviourSuite:
         source = tmp_path / "answer.txt"
         source.write_text("forty-two\n")
         volume = Volume(str(source), "/mnt/answer.txt", read_only=True)
-        script = "cat /mnt/answer.txt; (echo changed > /mnt/answer.txt) 2>/dev/null && echo WRITABLE || echo READONLY"
+        write = "(echo changed > /mnt/answer.txt) 2>/dev/null"
+        script = f"cat /mnt/answer.txt; {write} && echo WRITABLE || echo READONLY"
         outcome, lines = self.execute(make_action(self.image, ["sh", "-c", script], volumes=(volume,)))
         assert outcome.state is State.SUCCESS
         assert lines[0] == "forty-two"
