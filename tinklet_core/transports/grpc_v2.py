@@ -87,6 +87,7 @@ class GrpcV2Transport:
         self._agent_id = agent_id
         self._cancelled = cancelled
         self._call_timeout = call_timeout
+        self._tls = credentials is not None
         options = list(_CHANNEL_OPTIONS)
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
@@ -124,7 +125,7 @@ class GrpcV2Transport:
             if code in _NOTHING_NOW or code is grpc.StatusCode.CANCELLED:
                 return None
             raise TransportError(
-                _describe("GetAction", self._address, exc), retryable=code not in _READ_FATAL
+                _describe("GetAction", self._address, exc, tls=self._tls), retryable=code not in _READ_FATAL
             ) from None
         return action_from_response(response, self._agent_id)
 
@@ -140,7 +141,10 @@ class GrpcV2Transport:
         except grpc.RpcError as exc:
             raise TransportError(
                 _describe(
-                    f"ReportActionStatus {event.state.value} for {event.action.label}", self._address, exc
+                    f"ReportActionStatus {event.state.value} for {event.action.label}",
+                    self._address,
+                    exc,
+                    tls=self._tls,
                 ),
                 retryable=_code(exc) not in _WRITE_FATAL,
             ) from None
@@ -235,8 +239,8 @@ def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:
     return code() if callable(code) else None
 
 
-def _describe(what: str, address: str, exc: grpc.RpcError) -> str:
-    """One line: the call, the server, the gRPC status and its details (shortened)."""
+def _describe(what: str, address: str, exc: grpc.RpcError, *, tls: bool) -> str:
+    """One line: the call, the server, the gRPC status, its details (shortened) and a hint."""
     code = _code(exc)
     details_method = getattr(exc, "details", None)
     details = " ".join(str((details_method() if callable(details_method) else "") or "").split())
@@ -246,6 +250,20 @@ def _describe(what: str, address: str, exc: grpc.RpcError) -> str:
     line = f"{what} on tink server {address} failed: {status}"
     if details:
         line += f": {details}"
-    if "CERTIFICATE_VERIFY_FAILED" in details or "certificate verify failed" in details.lower():
-        line += " (the server's certificate is not signed by a trusted CA, or names another host)"
-    return line
+    hint = _hint(details, tls)
+    return f"{line} ({hint})" if hint else line
+
+
+def _hint(details: str, tls: bool) -> str:
+    """What a connection failure most likely means, in words; empty when nothing fits."""
+    if "CERTIFICATE_VERIFY_FAILED" in details:
+        return "the server's certificate is not signed by a trusted CA"
+    if "Hostname Verification" in details or "is not in peer certificate" in details:
+        return "the server's certificate does not name this address; a TLS server name may be needed"
+    if "WRONG_VERSION_NUMBER" in details:
+        return "the server does not seem to speak TLS"
+    if "Socket closed" in details:
+        if tls:
+            return "the server closed the TLS connection: it may want a client certificate (mTLS)"
+        return "the server closed the connection: it may expect TLS"
+    return ""
