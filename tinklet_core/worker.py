@@ -60,17 +60,22 @@ class Backoff:
 
 
 class StatusLog:
-    """Logs a condition when it starts or changes, not on every retry."""
+    """Logs a condition when it starts or changes, not on every retry.
+
+    A condition is named by ``kind``; the text may vary between retries (gRPC's details do)
+    without being logged again.
+    """
 
     def __init__(self, log: logging.Logger) -> None:
         self._log = log
         self._current: str | None = None
 
-    def note(self, level: int, text: str) -> None:
-        """Log ``text`` unless it is the condition already reported."""
-        if text != self._current:
+    def note(self, level: int, text: str, kind: str | None = None) -> None:
+        """Log ``text`` unless a condition of the same ``kind`` (default: the text) is current."""
+        kind = kind or text
+        if kind != self._current:
             self._log.log(level, text)
-            self._current = text
+            self._current = kind
 
     def clear(self, recovered: str | None = None) -> None:
         """Forget the current condition; log ``recovered`` if one was reported."""
@@ -160,7 +165,7 @@ class Worker:
             )
             return None
         except TransportError as exc:
-            self._status.note(logging.WARNING, f"cannot get an action: {exc}; retrying")
+            self._status.note(logging.WARNING, f"cannot get an action: {exc}; retrying", kind="read failed")
             return None
         if action is None and not self._transport.exhausted:
             self._status.note(logging.INFO, "no action for this worker; waiting")
@@ -255,7 +260,7 @@ class Worker:
                 if self._stop.is_set():
                     self._log.warning("%s; not retried because tinklet is stopping", what)
                     return False
-                status.note(logging.WARNING, f"{what}; retrying until delivered")
+                status.note(logging.WARNING, f"{what}; retrying until delivered", kind="report failed")
                 self._stop.wait(backoff.next_delay())
                 continue
             status.clear(recovered=f"{event.action.label}: {event.state.value} delivered")
