@@ -24,6 +24,7 @@ import pluggy
 from tinklet_core.errors import ActionInterrupted, MalformedAction, TransportError
 from tinklet_core.model import Action, Event, Outcome, RegistryCredentials, State
 from tinklet_core.runtime import ActionContext, RuntimeSettings, WorkflowEnvironment, image_registry
+from tinklet_core.runtime_helpers import one_line
 from tinklet_core.transports.base import Transport
 
 TAIL_IN_MESSAGE = 5
@@ -225,7 +226,7 @@ class Worker:
         except ActionInterrupted:
             raise
         except Exception as exc:  # a runtime bug or a dead daemon fails the action, not the worker
-            return Outcome(State.FAILED, reason=f"runtime error: {_one_line(exc)}")
+            return Outcome(State.FAILED, reason=f"runtime error: {one_line(exc)}")
         if outcome is None:
             return Outcome(State.FAILED, reason="no runtime took the action (is a runtime plugin loaded?)")
         return outcome
@@ -271,7 +272,7 @@ class Worker:
         try:
             self._hook.tinklet_action_event(event=event)
         except Exception as exc:
-            self._log.warning("an event observer failed: %s", _one_line(exc))
+            self._log.warning("an event observer failed: %s", one_line(exc))
 
     def _enter_workflow(self, action: Action) -> None:
         current = self._environment
@@ -294,9 +295,4 @@ class Worker:
         try:
             self._hook.tinklet_cleanup_environment(environment=environment)
         except Exception as exc:
-            self._log.warning("cleaning up workflow %s failed: %s", environment.workflow_id, _one_line(exc))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text
+            self._log.warning("cleaning up workflow %s failed: %s", environment.workflow_id, one_line(exc))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from tinklet_docker.background import Background
-from tinklet_docker.errors import one_line, short_reason, without_secret
 from tinklet_docker.spec import container_spec
 
 from tinklet_core.model import Action, Volume
 from tinklet_core.runtime import Privilege
+from tinklet_core.runtime_helpers import Background, innermost_reason, one_line, without_secret
 
 ACTION = Action(
     workflow_id="wf",
@@ -69,8 +68,8 @@ def test_connection_errors_are_reduced_to_the_operating_systems_words() -> None:
     try:
         raise RuntimeError("Error while fetching server API version: long text") from wrapped
     except RuntimeError as exc:
-        assert short_reason(exc) == "No such file or directory"
-    assert short_reason(ValueError("plain\nwords")) == "plain words"
+        assert innermost_reason(exc) == "No such file or directory"
+    assert innermost_reason(ValueError("plain\nwords")) == "plain words"
 
 
 def test_reasons_are_one_bounded_line_and_never_show_a_secret() -> None:
@@ -81,13 +80,13 @@ def test_reasons_are_one_bounded_line_and_never_show_a_secret() -> None:
 
 
 def test_background_hands_back_the_value_or_the_error() -> None:
-    ok = Background(lambda: 42, name="ok").start()
+    ok = Background(lambda: 42, name="ok")
     assert ok.join(5) and ok.result() == 42
 
     def fail() -> int:
         raise KeyError("boom")
 
-    failed = Background(fail, name="fail").start()
+    failed = Background(fail, name="fail")
     assert failed.join(5)
     with pytest.raises(KeyError):
         failed.result()
@@ -95,7 +94,7 @@ def test_background_hands_back_the_value_or_the_error() -> None:
 
 def test_background_result_before_it_finished_is_an_error() -> None:
     release = threading.Event()
-    pending = Background(release.wait, name="pending").start()
+    pending = Background(release.wait, name="pending")
     with pytest.raises(RuntimeError):
         pending.result()
     release.set()

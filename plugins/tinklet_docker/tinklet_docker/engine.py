@@ -21,7 +21,8 @@ from requests.exceptions import RequestException
 
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.model import RegistryCredentials
-from tinklet_docker.errors import DockerFailure, one_line, short_reason, without_secret
+from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
+from tinklet_docker.errors import DockerFailure
 from tinklet_docker.spec import ContainerSpec
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
@@ -72,7 +73,8 @@ class DockerEngine:
             self.stream_api = self._client(version=self.api.api_version, timeout=None)
         except (DockerException, RequestException) as exc:
             self.close()
-            raise RuntimeUnavailable(f"docker daemon at {url} is not reachable: {short_reason(exc)}") from exc
+            reason = innermost_reason(exc)
+            raise RuntimeUnavailable(f"docker daemon at {url} is not reachable: {reason}") from exc
 
     def _client(self, **kwargs: Any) -> Any:
         client = docker.APIClient(base_url=self.url, **kwargs)
@@ -92,7 +94,7 @@ class DockerEngine:
             words = one_line(exc.explanation or str(exc))
             raise DockerFailure(without_secret(f"{what}: {words}", secret)) from None
         except (DockerException, RequestException) as exc:
-            words = f"docker daemon at {self.url} is not reachable: {short_reason(exc)}"
+            words = f"docker daemon at {self.url} is not reachable: {innermost_reason(exc)}"
             raise DockerFailure(without_secret(f"{what}: {words}", secret)) from None
 
     def image_present(self, image: str) -> bool:

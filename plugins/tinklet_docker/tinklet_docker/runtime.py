@@ -23,7 +23,7 @@ from tinklet_core.runtime import (
     WaitResult,
     wait_for_exit,
 )
-from tinklet_docker.background import Background
+from tinklet_core.runtime_helpers import Background
 from tinklet_docker.errors import DockerFailure
 from tinklet_docker.spec import container_spec
 
@@ -85,7 +85,7 @@ class DockerRuntime:
         if policy is PullPolicy.NEVER:
             return Outcome(State.FAILED, reason=f"image {image} not present and pull policy is never")
         credentials = context.registry_credentials(image)
-        pull = Background(lambda: self.engine.pull(image, credentials), name=f"pull {image}").start()
+        pull = Background(lambda: self.engine.pull(image, credentials), name=f"pull {image}")
         waited = wait_for_exit(pull.done, context)
         if waited is WaitResult.EXITED:
             pull.result()
@@ -114,7 +114,7 @@ class DockerRuntime:
             raise
         watcher = Background(
             lambda: self._stream_then_wait(output, container, context.output), name=f"watch {container[:12]}"
-        ).start()
+        )
         waited = wait_for_exit(watcher.done, context)
         if waited is WaitResult.EXITED:
             return self._exit_outcome(container, watcher.result())

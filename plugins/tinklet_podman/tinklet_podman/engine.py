@@ -30,7 +30,8 @@ from podman.errors import APIError, NotFound, PodmanError
 from requests.exceptions import RequestException
 
 from tinklet_core.model import RegistryCredentials
-from tinklet_podman.errors import PodmanFailure, innermost_reason, one_line, without_secret
+from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
+from tinklet_podman.errors import PodmanFailure
 from tinklet_podman.output import read_frames
 from tinklet_podman.spec import ContainerSpec
 

@@ -23,7 +23,7 @@ from tinklet_core.errors import ActionInterrupted
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Outcome, State
 from tinklet_core.runtime import ActionContext, PullPolicy, RuntimeSettings, WaitResult, wait_for_exit
-from tinklet_podman.background import Background
+from tinklet_core.runtime_helpers import Background
 from tinklet_podman.errors import PodmanFailure
 from tinklet_podman.images import is_local_only, resolve_image
 from tinklet_podman.output import OutputLines

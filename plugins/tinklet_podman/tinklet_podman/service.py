@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinklet_core.errors import RuntimeUnavailable
-from tinklet_podman.errors import one_line
+from tinklet_core.runtime_helpers import one_line
 
 log = logging.getLogger("tinklet.podman")
 

@@ -1,0 +1,82 @@
+"""Small helpers every container runtime plugin needs, kept in the core so they are written once.
+
+- :class:`Background` runs one blocking client call (a pull, an output stream then a wait) in a
+  daemon thread, so the runtime can watch the deadline and shutdown with
+  :func:`tinklet_core.runtime.wait_for_exit` instead of trusting a client timeout. A thread the
+  caller gave up on ends when the daemon answers and never keeps tinklet alive.
+- :func:`one_line`, :func:`innermost_reason` and :func:`without_secret` word failure reasons:
+  one line, the operating system's words rather than a wrapper's repr, and never a password.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+MAX_REASON = 400
+
+
+class Background(Generic[T]):
+    """Runs ``target`` in a daemon thread at once; :attr:`done` is set when it returned or raised."""
+
+    def __init__(self, target: Callable[[], T], name: str) -> None:
+        self.done = threading.Event()
+        self._target = target
+        self._outcome: tuple[T | None, BaseException | None] = (None, None)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds; True once the call finished."""
+        self._thread.join(timeout)
+        return self.done.is_set()
+
+    def result(self) -> T:
+        """The call's value, or its exception raised again. Only once :attr:`done` is set."""
+        if not self.done.is_set():
+            raise RuntimeError(f"{self._thread.name} has not finished")
+        value, error = self._outcome
+        if error is not None:
+            raise error
+        return value  # type: ignore[return-value]
+
+    def _run(self) -> None:
+        try:
+            self._outcome = (self._target(), None)
+        except BaseException as exc:  # handed to the caller by result()
+            self._outcome = (None, exc)
+        finally:
+            self.done.set()
+
+
+def one_line(text: object, limit: int = MAX_REASON) -> str:
+    """``text`` with runs of whitespace collapsed to one space, cut at ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def innermost_reason(exc: BaseException) -> str:
+    """The operating system's words buried in a connection error, else the error's own text.
+
+    HTTP client libraries wrap ``ConnectionRefusedError`` / ``FileNotFoundError`` several layers
+    deep; a user wants "Connection refused", not the wrapper's repr.
+    """
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return one_line(current.strerror)
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return one_line(str(exc) or type(exc).__name__)
+
+
+def without_secret(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` masked: a password is never reported."""
+    return text.replace(secret, "***") if secret else text
