@@ -4,6 +4,7 @@
   daemon thread, so the runtime can watch the deadline and shutdown with
   :func:`tinklet_core.runtime.wait_for_exit` instead of trusting a client timeout. A thread the
   caller gave up on ends when the daemon answers and never keeps tinklet alive.
+- :func:`exit_outcome` turns a container's exit code into the Outcome every runtime reports.
 - :func:`one_line`, :func:`innermost_reason` and :func:`without_secret` word failure reasons:
   one line, the operating system's words rather than a wrapper's repr, and never a password.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from tinklet_core.model import Outcome, State
 
 T = TypeVar("T")
 MAX_REASON = 400
@@ -80,3 +83,16 @@ def innermost_reason(exc: BaseException) -> str:
 def without_secret(text: str, secret: str | None) -> str:
     """``text`` with every occurrence of ``secret`` masked: a password is never reported."""
     return text.replace(secret, "***") if secret else text
+
+
+def exit_outcome(code: int, oom_killed: Callable[[], bool]) -> Outcome:
+    """SUCCESS for exit code 0, else FAILED ``exit code N`` (noting an out-of-memory kill).
+
+    ``oom_killed`` is asked only for a non-zero code, so a success costs no extra API call.
+    """
+    if code == 0:
+        return Outcome(State.SUCCESS, exit_code=0)
+    reason = f"exit code {code}"
+    if oom_killed():
+        reason += " (killed: out of memory)"
+    return Outcome(State.FAILED, reason=reason, exit_code=code)

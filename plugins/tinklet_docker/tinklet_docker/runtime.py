@@ -23,7 +23,7 @@ from tinklet_core.runtime import (
     WaitResult,
     wait_for_exit,
 )
-from tinklet_core.runtime_helpers import Background
+from tinklet_core.runtime_helpers import Background, exit_outcome
 from tinklet_docker.errors import DockerFailure
 from tinklet_docker.spec import container_spec
 
@@ -117,7 +117,7 @@ class DockerRuntime:
         )
         waited = wait_for_exit(watcher.done, context)
         if waited is WaitResult.EXITED:
-            return self._exit_outcome(container, watcher.result())
+            return exit_outcome(watcher.result(), lambda: self.engine.oom_killed(container))
         self._stop(context, container, waited)
         if not watcher.join(STOP_GRACE_SECONDS):
             output.close()
@@ -145,14 +145,6 @@ class DockerRuntime:
             if why is not WaitResult.CANCELLED:
                 raise
             context.log.warning("could not kill container %s: %s", container[:12], exc)
-
-    def _exit_outcome(self, container: str, code: int) -> Outcome:
-        if code == 0:
-            return Outcome(State.SUCCESS, exit_code=0)
-        reason = f"exit code {code}"
-        if self.engine.oom_killed(container):
-            reason += " (killed: out of memory)"
-        return Outcome(State.FAILED, reason=reason, exit_code=code)
 
     def close(self) -> None:
         """Close the connections to the daemon."""

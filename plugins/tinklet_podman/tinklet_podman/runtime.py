@@ -23,7 +23,7 @@ from tinklet_core.errors import ActionInterrupted
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Outcome, State
 from tinklet_core.runtime import ActionContext, PullPolicy, RuntimeSettings, WaitResult, wait_for_exit
-from tinklet_core.runtime_helpers import Background
+from tinklet_core.runtime_helpers import Background, exit_outcome
 from tinklet_podman.errors import PodmanFailure
 from tinklet_podman.images import is_local_only, resolve_image
 from tinklet_podman.output import OutputLines
@@ -187,7 +187,7 @@ class PodmanRuntime:
         if waited is WaitResult.EXITED:
             code = watcher.result()
             self._emit_missed_lines(context, container, lines)
-            return self._exit_outcome(container, code)
+            return exit_outcome(code, lambda: self.engine.oom_killed(container))
         self._kill(context, container, waited)
         if not watcher.join(STOP_GRACE_SECONDS):
             output.close()
@@ -233,10 +233,3 @@ class PodmanRuntime:
                 raise
             context.log.warning("could not kill container %s: %s", container[:12], exc)
 
-    def _exit_outcome(self, container: str, code: int) -> Outcome:
-        if code == 0:
-            return Outcome(State.SUCCESS, exit_code=0)
-        reason = f"exit code {code}"
-        if self.engine.oom_killed(container):
-            reason += " (killed: out of memory)"
-        return Outcome(State.FAILED, reason=reason, exit_code=code)
