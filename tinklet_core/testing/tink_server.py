@@ -433,7 +433,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("workflows", nargs="+", type=Path, metavar="WORKFLOW.yaml")
     parser.add_argument("--agent", required=True, help="the agent id (tinklet's --identifier)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_CLI_PORT, help="0 picks a free port")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_CLI_PORT,
+        help=f"default {DEFAULT_CLI_PORT} (the Tink server's); 0 picks a free port",
+    )
     parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM); turns TLS on")
     parser.add_argument("--tls-key", type=Path, help="server key (PEM)")
     parser.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA")
