@@ -4,6 +4,7 @@
   daemon thread, so the runtime can watch the deadline and shutdown with
   :func:`tinklet_core.runtime.wait_for_exit` instead of trusting a client timeout. A thread the
   caller gave up on ends when the daemon answers and never keeps tinklet alive.
+- :func:`pull_within_deadline` runs an image pull under the action's deadline and shutdown.
 - :func:`exit_outcome` turns a container's exit code into the Outcome every runtime reports.
 - :func:`one_line`, :func:`innermost_reason` and :func:`without_secret` word failure reasons:
   one line, the operating system's words rather than a wrapper's repr, and never a password.
@@ -15,7 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from tinklet_core.errors import ActionInterrupted
 from tinklet_core.model import Outcome, State
+from tinklet_core.runtime import ActionContext, WaitResult, wait_for_exit
 
 T = TypeVar("T")
 MAX_REASON = 400
@@ -96,3 +99,20 @@ def exit_outcome(code: int, oom_killed: Callable[[], bool]) -> Outcome:
     if oom_killed():
         reason += " (killed: out of memory)"
     return Outcome(State.FAILED, reason=reason, exit_code=code)
+
+
+def pull_within_deadline(context: ActionContext, image: str, pull: Callable[[], object]) -> Outcome | None:
+    """Run the blocking ``pull`` in the background, bounded by the action's deadline.
+
+    ``None`` once the image is pulled (a failed pull's exception is raised again); a TIMEOUT
+    outcome when the deadline passes first; :class:`ActionInterrupted` on shutdown. A pull the
+    action gave up on finishes (or fails) on its own in its daemon thread.
+    """
+    call = Background(pull, name=f"pull {image}")
+    waited = wait_for_exit(call.done, context)
+    if waited is WaitResult.EXITED:
+        call.result()
+        return None
+    if waited is WaitResult.CANCELLED:
+        raise ActionInterrupted(f"{context.action.label}: stopped while pulling {image}")
+    return Outcome(State.TIMEOUT, reason=f"timed out after {context.action.timeout}s pulling {image}")

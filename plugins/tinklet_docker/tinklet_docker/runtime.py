@@ -23,7 +23,7 @@ from tinklet_core.runtime import (
     WaitResult,
     wait_for_exit,
 )
-from tinklet_core.runtime_helpers import Background, exit_outcome
+from tinklet_core.runtime_helpers import Background, exit_outcome, pull_within_deadline
 from tinklet_docker.errors import DockerFailure
 from tinklet_docker.spec import container_spec
 
@@ -85,14 +85,7 @@ class DockerRuntime:
         if policy is PullPolicy.NEVER:
             return Outcome(State.FAILED, reason=f"image {image} not present and pull policy is never")
         credentials = context.registry_credentials(image)
-        pull = Background(lambda: self.engine.pull(image, credentials), name=f"pull {image}")
-        waited = wait_for_exit(pull.done, context)
-        if waited is WaitResult.EXITED:
-            pull.result()
-            return None
-        if waited is WaitResult.CANCELLED:
-            raise ActionInterrupted(f"{context.action.label}: stopped while pulling {image}")
-        return Outcome(State.TIMEOUT, reason=f"timed out after {context.action.timeout}s pulling {image}")
+        return pull_within_deadline(context, image, lambda: self.engine.pull(image, credentials))
 
     def _run(self, context: ActionContext) -> Outcome:
         spec = container_spec(context.action, context.settings.privilege, secrets.token_hex(3))

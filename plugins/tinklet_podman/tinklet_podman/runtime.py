@@ -23,7 +23,7 @@ from tinklet_core.errors import ActionInterrupted
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Outcome, State
 from tinklet_core.runtime import ActionContext, PullPolicy, RuntimeSettings, WaitResult, wait_for_exit
-from tinklet_core.runtime_helpers import Background, exit_outcome
+from tinklet_core.runtime_helpers import Background, exit_outcome, pull_within_deadline
 from tinklet_podman.errors import PodmanFailure
 from tinklet_podman.images import is_local_only, resolve_image
 from tinklet_podman.output import OutputLines
@@ -128,14 +128,7 @@ class PodmanRuntime:
         if policy is PullPolicy.NEVER:
             return Outcome(State.FAILED, reason=f"image {image} is not present and the pull policy is never")
         credentials = context.registry_credentials(image)
-        pull = Background(lambda: self.engine.pull(image, credentials), name=f"pull {image}")
-        waited = wait_for_exit(pull.done, context)
-        if waited is WaitResult.EXITED:
-            pull.result()
-            return None
-        if waited is WaitResult.CANCELLED:
-            raise ActionInterrupted(f"{context.action.label}: stopped while pulling {image}")
-        return Outcome(State.TIMEOUT, reason=f"timed out after {context.action.timeout}s pulling {image}")
+        return pull_within_deadline(context, image, lambda: self.engine.pull(image, credentials))
 
     def _run(self, context: ActionContext, image: str) -> Outcome:
         container, output = self._create_and_start(context, image)
