@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tinklet_core.config import Settings
-from tinklet_core.errors import ConfigError
+from tinklet_core.errors import ActionInterrupted, ConfigError
 from tinklet_core.model import Event
 from tinklet_core.plugins import LoadedPlugins, find_runtime, open_runtime, register_builtin
 from tinklet_core.registry_auth import ConfiguredRegistryCredentials
 from tinklet_core.runtime import Runtime
-from tinklet_core.tls import CoreChannelCredentials
+from tinklet_core.tls import CoreChannelCredentials, load_tls
 from tinklet_core.transports.base import Transport
 from tinklet_core.transports.workflow_file import WorkflowFileTransport
 from tinklet_core.worker import Worker, WorkerOptions
@@ -57,7 +57,8 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
         )
     credentials = None
     if settings.tls.enabled:
-        credentials = loaded.manager.hook.tinklet_grpc_channel_credentials(tls=settings.tls)
+        tls = load_tls(settings.tls, stop, settings.max_backoff)  # bad files: one line, exit 2
+        credentials = loaded.manager.hook.tinklet_grpc_channel_credentials(tls=tls)
         if credentials is None:
             raise ConfigError("--tls is on but no plugin provided channel credentials")
     from tinklet_core.transports.grpc_v2 import GrpcV2Transport  # grpc loads only for server mode
@@ -78,7 +79,10 @@ def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> N
     runtime is opened, so a typo never waits on a daemon.
     """
     find_runtime(loaded.manager, settings.runtime)
-    transport = server_transport(loaded, settings, stop)
+    try:
+        transport = server_transport(loaded, settings, stop)
+    except ActionInterrupted:  # stopped while fetching the TLS CA
+        return
     try:
         with opened_runtime(loaded, settings, settings.identifier or ""):
             log.info(

@@ -19,8 +19,10 @@ import yaml
 
 from tinklet_core.errors import ConfigError
 from tinklet_core.model import RegistryCredentials
+from tinklet_core.redaction import described_value, option_error
+from tinklet_core.registry_auth import normalise_registry
 from tinklet_core.runtime import Privilege, PullPolicy, RuntimeOption, RuntimeSettings
-from tinklet_core.tls import TlsSettings
+from tinklet_core.tls import TlsSettings, ca_location
 
 ENV_PREFIX = "TINKLET_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -60,8 +62,19 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
         "identifier", "This worker's id (agent id / MAC) as the Tink server knows it.", scope="worker"
     ),
     OptionSpec("protocol", "Tink protocol version.", default="v2", choices=("v2",), scope="worker"),
-    OptionSpec("tls", "Connect to the Tink server over TLS.", kind=bool, default=False, scope="worker"),
-    OptionSpec("tls-ca", "PEM file of CA certificates to trust instead of the system roots.", scope="worker"),
+    OptionSpec(
+        "tls",
+        "Connect to the Tink server over TLS (on whenever another --tls-* option is given).",
+        kind=bool,
+        default=False,
+        scope="worker",
+    ),
+    OptionSpec(
+        "tls-ca",
+        "CA certificates (PEM) to trust instead of the system roots: a file, a file:// URL or an "
+        "http(s):// URL fetched at start (e.g. http://TINK:42114/cert).",
+        scope="worker",
+    ),
     OptionSpec("tls-cert", "PEM client certificate for mTLS (with --tls-key).", scope="worker"),
     OptionSpec("tls-key", "PEM private key of --tls-cert.", scope="worker"),
     OptionSpec("tls-server-name", "Expect this name in the server's certificate.", scope="worker"),
@@ -69,9 +82,14 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("loglevel", "Log level.", default="info", choices=("debug", "info", "warning", "error")),
     OptionSpec(
         "registry",
-        'Registry login as JSON {"name": HOST, "user": U, "password": P}; repeatable.',
+        'Registry login as JSON {"name": HOST, "user": U, "password": P} (keys in any case; "pass" '
+        "works too), or @FILE to read logins from a file; repeatable. Visible in ps: prefer --registry-file.",
         multiple=True,
         default=(),
+    ),
+    OptionSpec(
+        "registry-file",
+        "File of registry logins (a JSON/YAML login or list of them); keeps passwords out of ps.",
     ),
     OptionSpec(
         "docker-config", "Docker client config with registry logins.", default="~/.docker/config.json"
@@ -160,13 +178,13 @@ def load_settings(
         protocol=values["protocol"],
         tls=TlsSettings(
             enabled=values["tls"],
-            ca_file=_path(values["tls_ca"]),
+            **ca_location(values["tls_ca"], lambda value: _path(value, environ)),
             cert_file=_path(values["tls_cert"]),
             key_file=_path(values["tls_key"]),
             server_name=values["tls_server_name"],
         ),
         loglevel=values["loglevel"],
-        registries=tuple(_registry(entry) for entry in values["registry"]),
+        registries=registry_logins(flags, environ, file_values, values["registry_file"]),
         docker_config=_path(values["docker_config"], environ),
         pull_policy=PullPolicy(values["pull"]),
         privilege=Privilege(values["action_privilege"]),
@@ -224,16 +242,18 @@ def _from_env(spec: OptionSpec, raw: str) -> Any:
 
 
 def _check(spec: OptionSpec, value: Any, origin: str) -> Any:
+    """``value`` converted to the option's kind; errors echo it only when that is safe."""
     if spec.multiple:
         items = value if isinstance(value, (list, tuple)) else [value]
         return tuple(items)
     try:
-        value = _convert(spec.kind, value)
+        converted = _convert(spec.kind, value)
     except ValueError:
-        raise ConfigError(f"{origin}: expected {spec.kind.__name__}, got {value!r}") from None
-    if spec.choices and value not in spec.choices:
-        raise ConfigError(f"{origin}: {value!r} is not one of {', '.join(spec.choices)}")
-    return value
+        shown = described_value(spec.key, value)
+        raise ConfigError(f"{origin}: expected {spec.kind.__name__}, got {shown}") from None
+    if spec.choices and converted not in spec.choices:
+        raise ConfigError(option_error(origin, spec.key, value, f"is not one of {', '.join(spec.choices)}"))
+    return converted
 
 
 def _convert(kind: type, value: Any) -> Any:
@@ -250,6 +270,8 @@ def _convert(kind: type, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError(value)
         return kind(value)
+    if isinstance(value, (dict, list, tuple)):
+        raise ValueError("a text option got a mapping or list")
     return str(value)
 
 
@@ -261,20 +283,90 @@ def _path(value: str | None, environ: Mapping[str, str] | None = None) -> Path |
     return Path(value).expanduser()
 
 
-def _registry(entry: Any) -> RegistryCredentials:
-    """One ``--registry`` entry; errors never echo the entry, which holds a password."""
+def registry_logins(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    file_values: Mapping[str, Any],
+    registry_file: str | None,
+) -> tuple[RegistryCredentials, ...]:
+    """Registry logins from every source, merged: one login per registry, the first source wins.
+
+    Sources in order: ``--registry`` flags, ``--registry-file``, ``TINKLET_REGISTRY``, the config
+    file's ``registry`` key (the docker config is asked later, by the registry hook). An entry
+    ``@FILE`` stands for the logins in FILE. Each login remembers its source, for the debug log.
+    """
+    spec = next(spec for spec in CORE_OPTIONS if spec.key == "registry")
+    sources: list[tuple[str, Any]] = []
+    if flags.get("registry"):
+        sources.append(("--registry", flags["registry"]))
+    if registry_file:
+        sources.append(("--registry-file", [f"@{registry_file}"]))
+    if spec.env in environ:
+        sources.append((spec.env, _from_env(spec, environ[spec.env])))
+    if file_values.get("registry") is not None:
+        sources.append(("config key 'registry'", file_values["registry"]))
+    logins: list[RegistryCredentials] = []
+    for origin, value in sources:
+        for entry in value if isinstance(value, (list, tuple)) else [value]:
+            logins.extend(_registry_entries(entry, origin))
+    return merge_logins(logins)
+
+
+def merge_logins(logins: Iterable[RegistryCredentials]) -> tuple[RegistryCredentials, ...]:
+    """The first login for each registry (names compared after normalising), in order."""
+    merged: dict[str, RegistryCredentials] = {}
+    for login in logins:
+        merged.setdefault(normalise_registry(login.registry), login)
+    return tuple(merged.values())
+
+
+def _registry_entries(entry: Any, origin: str) -> list[RegistryCredentials]:
+    """The logins of one entry: a JSON object, a mapping, or ``@FILE`` (a login or a list)."""
+    if isinstance(entry, str) and entry.strip().startswith("@"):
+        path = Path(entry.strip()[1:]).expanduser()
+        where = f"{origin}: file {described_value('path', str(path))}"
+        return [_registry(item, where) for item in read_registry_file(path, where)]
+    return [_registry(entry, origin)]
+
+
+def read_registry_file(path: Path, where: str) -> list[Any]:
+    """The entries of a registry login file (JSON or YAML; one login or a list). Never echoed."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{where}: not valid JSON or YAML{line}") from None
+    if data is None:
+        return []
+    return data if isinstance(data, list) else [data]
+
+
+def _registry(entry: Any, origin: str = "--registry") -> RegistryCredentials:
+    """One registry login; keys in any case (``Name``/``User``/``Pass`` as the Go tinklet documents).
+
+    Errors never echo the entry, which holds a password.
+    """
     if isinstance(entry, str):
         try:
             entry = json.loads(entry)
         except ValueError:
-            raise ConfigError("--registry: an entry is not valid JSON") from None
+            raise ConfigError(f"{origin}: an entry is not valid JSON") from None
     if not isinstance(entry, dict):
         raise ConfigError(
-            '--registry: an entry must be a JSON object like {"name": ..., "user": ..., "password": ...}'
+            f'{origin}: an entry must be a JSON object like {{"name": ..., "user": ..., "password": ...}}'
         )
-    name = entry.get("name") or entry.get("registry")
-    user = entry.get("user", entry.get("username"))
-    password = entry.get("password", entry.get("pass"))
+    fields = {str(key).lower(): value for key, value in entry.items()}
+    name = _first(fields, "name", "registry")
+    user = _first(fields, "user", "username")
+    password = _first(fields, "password", "pass")
     if not name or user is None or password is None:
-        raise ConfigError(f"--registry: entry for {name or '?'!r} needs name, user and password")
-    return RegistryCredentials(registry=str(name), username=str(user), password=str(password))
+        shown = described_value("name", name) if name else "'?'"
+        raise ConfigError(f"{origin}: entry for {shown} needs name, user and password")
+    return RegistryCredentials(registry=str(name), username=str(user), password=str(password), source=origin)
+
+
+def _first(fields: Mapping[str, Any], *keys: str) -> Any:
+    return next((fields[key] for key in keys if fields.get(key) is not None), None)

@@ -112,8 +112,13 @@ class Event:
 
 @dataclass(frozen=True)
 class RegistryCredentials:
-    """A username and password for one image registry. ``repr`` never shows the password."""
+    """A username and password for one image registry. ``repr`` never shows the password.
+
+    ``source`` says where the login came from (``--registry``, a file, a credential helper), for
+    the debug log; it plays no part in comparisons.
+    """
 
     registry: str
     username: str
     password: str = field(repr=False)
+    source: str = field(default="", compare=False)

@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from tinklet_core.errors import ActionInterrupted
 from tinklet_core.model import Outcome, State
+from tinklet_core.redaction import mask_secret
 from tinklet_core.runtime import ActionContext, WaitResult, wait_for_exit
 
 T = TypeVar("T")
@@ -84,8 +85,9 @@ def innermost_reason(exc: BaseException) -> str:
 
 
 def without_secret(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` masked: a password is never reported."""
-    return text.replace(secret, "***") if secret else text
+    """``text`` with ``secret`` masked in every encoding (plain, base64, JSON, URL): see
+    :func:`tinklet_core.redaction.mask_secret`, where the rule is written once."""
+    return mask_secret(text, secret)
 
 
 def exit_outcome(code: int, oom_killed: Callable[[], bool]) -> Outcome:

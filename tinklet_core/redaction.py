@@ -1,0 +1,134 @@
+"""The secret rule, written once: what tinklet says about a value, and what it never says.
+
+Two halves:
+
+- **Masking.** :func:`mask_secret` removes a password from a text in every encoding a container
+  engine or registry may hand back in an error: the plain text, its JSON- and URL-escaped forms,
+  and any base64 (standard or URL-safe, padded or not) token that decodes to something holding
+  it — ``Basic base64(user:pass)``, a docker ``auth`` field, the base64 JSON of an
+  ``X-Registry-Auth`` header, even one cut short by a length limit. :func:`mask_credentials`
+  does the same for a :class:`~tinklet_core.model.RegistryCredentials`.
+- **Describing.** :func:`shown_value` decides whether an option's value may appear in an error
+  at all: only a short single line from an option that never holds a secret. Everything else is
+  named ("the value given", its kind), never echoed. :func:`option_error` builds the one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tinklet_core.model import RegistryCredentials
+
+MASK = "***"
+#: Options whose values are secrets (or files that commonly are pasted in place of a path).
+SECRET_OPTIONS = frozenset({"registry", "registry_file", "tls_key"})
+MAX_SHOWN = 80
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")
+_MIN_TRUNCATED = 4
+_MAX_DEPTH = 3
+_LOOKS_STRUCTURED = re.compile(r"-----BEGIN|[{}\[\]\"]")
+
+
+def mask_secret(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` masked in its plain, escaped and base64-encoded forms."""
+    if not secret or not text:
+        return text
+    for form in sorted(_plain_forms(secret), key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return _BASE64_RUN.sub(lambda match: _masked_token(match.group(0), secret, 0), text)
+
+
+def mask_credentials(text: str, credentials: RegistryCredentials | None) -> str:
+    """``text`` with the password of ``credentials`` masked (see :func:`mask_secret`)."""
+    return mask_secret(text, credentials.password if credentials else None)
+
+
+def _plain_forms(secret: str) -> set[str]:
+    """The secret as it appears unencoded: raw, JSON-escaped, URL-escaped."""
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    }
+    return {form for form in forms if form}
+
+
+def _masked_token(token: str, secret: str, depth: int) -> str:
+    """``MASK`` when the base64 ``token`` (at any alignment) decodes to text holding ``secret``."""
+    if depth >= _MAX_DEPTH:
+        return token
+    for offset in range(4):
+        decoded = _decode(token[offset:])
+        if decoded and _holds(decoded, secret, depth):
+            return token[:offset] + MASK if offset else MASK
+    return token
+
+
+def _decode(token: str) -> str:
+    """The text a (possibly truncated, unpadded, URL-safe) base64 token decodes to, else ``""``."""
+    body = token.rstrip("=")
+    body = body[: len(body) - len(body) % 4] if len(body) % 4 == 1 else body
+    padded = body + "=" * (-len(body) % 4)
+    for alphabet in (b"+/", b"-_"):
+        try:
+            raw = base64.b64decode(padded, altchars=alphabet, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        return raw.decode("utf-8", "replace")
+    return ""
+
+
+def _holds(decoded: str, secret: str, depth: int) -> bool:
+    """True when ``decoded`` contains the secret, ends in its first characters (a cut token), or
+    holds a further base64 token that does (an ``auth`` field inside base64 JSON)."""
+    if any(form in decoded for form in _plain_forms(secret)):
+        return True
+    for size in range(min(len(secret), len(decoded)), _MIN_TRUNCATED - 1, -1):
+        if decoded.endswith(secret[:size]):
+            return True
+    return any(
+        _masked_token(match.group(0), secret, depth + 1) != match.group(0)
+        for match in _BASE64_RUN.finditer(decoded)
+    )
+
+
+def shown_value(key: str, value: Any) -> str | None:
+    """``repr(value)`` when it may appear in an error, else ``None``.
+
+    A value is shown only when its option (``key``, the underscore name) never holds a secret
+    and the value is a short single line that does not look like a key, a certificate or JSON.
+    """
+    if key in SECRET_OPTIONS or not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return None
+    text = str(value)
+    if len(text) > MAX_SHOWN or not text.isprintable() or _LOOKS_STRUCTURED.search(text):
+        return None
+    return repr(value)
+
+
+def described_value(key: str, value: Any) -> str:
+    """The value in an error: :func:`shown_value`, or what kind of value it was, never the text."""
+    shown = shown_value(key, value)
+    if shown is not None:
+        return shown
+    if isinstance(value, dict):
+        return "the mapping given"
+    if isinstance(value, (list, tuple)):
+        return "the list given"
+    return "the value given"
+
+
+def option_error(origin: str, key: str, value: Any, problem: str) -> str:
+    """One line saying what is wrong with an option, echoing the value only when safe.
+
+    ``option_error("config key 'pull'", "pull", {...}, "is not one of missing, always")`` gives
+    ``config key 'pull': the mapping given is not one of missing, always``.
+    """
+    return f"{origin}: {described_value(key, value)} {problem}"
