@@ -246,13 +246,16 @@ def _check(spec: OptionSpec, value: Any, origin: str) -> Any:
     if spec.multiple:
         items = value if isinstance(value, (list, tuple)) else [value]
         return tuple(items)
+    choices = f"is not one of {', '.join(spec.choices)}"
     try:
         converted = _convert(spec.kind, value)
-    except ValueError:
+    except (ValueError, TypeError):
+        if spec.choices:
+            raise ConfigError(option_error(origin, spec.key, value, choices)) from None
         shown = described_value(spec.key, value)
         raise ConfigError(f"{origin}: expected {spec.kind.__name__}, got {shown}") from None
     if spec.choices and converted not in spec.choices:
-        raise ConfigError(option_error(origin, spec.key, value, f"is not one of {', '.join(spec.choices)}"))
+        raise ConfigError(option_error(origin, spec.key, value, choices))
     return converted
 
 
@@ -334,11 +337,11 @@ def read_registry_file(path: Path, where: str) -> list[Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{where}: not valid JSON or YAML{line}") from None
+        raise ConfigError(f"{where} is not valid JSON or YAML{line}") from None
     if data is None:
         return []
     return data if isinstance(data, list) else [data]

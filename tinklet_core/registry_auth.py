@@ -102,7 +102,10 @@ def _inline_login(path: Path, registry: str, entry: dict[str, Any]) -> RegistryC
         except (binascii.Error, UnicodeDecodeError, ValueError):
             log.warning("ignoring unreadable login for %s in %s", registry, path)
             return None
-        username, _sep, password = decoded.partition(":")
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            log.warning("ignoring unreadable login for %s in %s", registry, path)
+            return None
     if not username or password is None:
         return None
     source = f"docker config {path} (auths)"
