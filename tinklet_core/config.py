@@ -155,6 +155,13 @@ def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
     return value.strip().lower() in _TRUE
 
 
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a process tinklet starts (a private Podman service): tinklet's own
+    ``TINKLET_*`` settings are left out, since they may hold registry logins."""
+    environ = os.environ if environ is None else environ
+    return {key: value for key, value in environ.items() if not key.startswith(ENV_PREFIX)}
+
+
 def load_settings(
     flags: Mapping[str, Any],
     runtime_options: Iterable[RuntimeOption] = (),

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinklet_core.config import child_environment
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.runtime_helpers import one_line
 
@@ -129,6 +130,7 @@ class PodmanService:
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
                     start_new_session=True,
+                    env=child_environment(),  # no TINKLET_REGISTRY or other logins
                     preexec_fn=_parent_death_signal(),  # see the module docstring
                 )
         except OSError as exc:
