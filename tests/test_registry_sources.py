@@ -265,3 +265,21 @@ def test_the_debug_log_says_which_source_answered_and_never_the_secret(
     assert "registry n.example: no login found" in caplog.text
     assert SECRET not in caplog.text
     assert base64.b64encode(SECRET.encode()).decode()[:12] not in caplog.text
+
+
+def test_logins_where_other_users_can_see_them_are_warned_about(tmp_path: Path) -> None:
+    private = tmp_path / "private.json"
+    private.write_text(_login("p.example", "u"))
+    private.chmod(0o600)
+    shared = tmp_path / "shared.json"
+    shared.write_text(_login("s.example", "u"))
+    shared.chmod(0o644)
+    quiet = load_settings({"registry_file": str(private), "registry": [f"@{private}"]}, environ={})
+    assert quiet.warnings == ()
+    loud = load_settings({"registry": [_login("f.example", "u"), f"@{shared}"]}, environ={})
+    assert loud.warnings == (
+        "--registry on the command line is visible to every user of this machine (ps); "
+        "prefer --registry-file or --registry @FILE",
+        f"registry login file {shared} is readable by other users; chmod 600 it",
+    )
+    assert all(SECRET not in warning for warning in loud.warnings)

@@ -306,3 +306,23 @@ def test_verification_failures_are_named(pki: TestPki, other_pki: TestPki, tmp_p
     cert, key = _expired_server_cert(pki, tmp_path)
     with TinkServer([], AGENT, tls=ServerTls.from_files(cert, key)) as server:
         assert verification_failure(server.address, trusting) == "certificate has expired"
+
+
+def test_the_worker_names_an_expired_server_certificate_and_keeps_trying(
+    pki: TestPki, tmp_path: Path
+) -> None:
+    cert, key = _expired_server_cert(pki, tmp_path)
+    with TinkServer(
+        [parse_workflow(WORKFLOW, agent_id=AGENT)], AGENT, tls=ServerTls.from_files(cert, key)
+    ) as server:
+        process = _worker(server.address, "--tls-ca", str(pki.ca_cert))
+        time.sleep(2.0)
+        still_running = process.poll() is None
+        process.terminate()
+        _stdout, stderr = process.communicate(timeout=15)
+        assert server.reports == []
+    assert still_running, stderr
+    assert (
+        f"tink server {server.address}: its TLS certificate fails verification: certificate has expired"
+        in stderr
+    )

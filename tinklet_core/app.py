@@ -17,7 +17,7 @@ from tinklet_core.model import Event
 from tinklet_core.plugins import LoadedPlugins, find_runtime, open_runtime, register_builtin
 from tinklet_core.registry_auth import ConfiguredRegistryCredentials
 from tinklet_core.runtime import Runtime
-from tinklet_core.tls import CoreChannelCredentials, load_tls
+from tinklet_core.tls import CoreChannelCredentials, load_tls, verification_failure
 from tinklet_core.transports.base import Transport
 from tinklet_core.transports.workflow_file import WorkflowFileTransport
 from tinklet_core.worker import Worker, WorkerOptions
@@ -58,6 +58,9 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
     credentials = None
     if settings.tls.enabled:
         tls = load_tls(settings.tls, stop, settings.max_backoff)  # bad files: one line, exit 2
+        problem = verification_failure(settings.tink, tls)  # gRPC says only CERTIFICATE_VERIFY_FAILED
+        if problem:
+            log.warning("tink server %s: its TLS certificate fails verification: %s", settings.tink, problem)
         credentials = loaded.manager.hook.tinklet_grpc_channel_credentials(tls=tls)
         if credentials is None:
             raise ConfigError("--tls is on but no plugin provided channel credentials")

@@ -8,6 +8,7 @@ This module is the only one that reads the environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -178,6 +179,7 @@ def load_settings(
         f"{config_path}: unknown setting {key!r} ignored" for key in file_values if key not in known
     )
     values = {spec.key: _resolve(spec, flags, environ, file_values) for spec in specs}
+    warnings += registry_warnings(flags, values["registry_file"])
     return Settings(
         runtime=values["runtime"],
         tink=values["tink"],
@@ -320,6 +322,27 @@ def registry_logins(
         for entry in value if isinstance(value, (list, tuple)) else [value]:
             logins.extend(_registry_entries(entry, origin))
     return merge_logins(logins)
+
+
+def registry_warnings(flags: Mapping[str, Any], registry_file: str | None) -> tuple[str, ...]:
+    """Advice about where logins are kept: a command-line password is visible in ``ps``, a login
+    file readable by other users is not private."""
+    found = []
+    entries = flags.get("registry") or ()
+    if any(not str(entry).strip().startswith("@") for entry in entries):
+        found.append(
+            "--registry on the command line is visible to every user of this machine (ps); "
+            "prefer --registry-file or --registry @FILE"
+        )
+    files = [Path(registry_file).expanduser()] if registry_file else []
+    files += [
+        Path(str(entry).strip()[1:]).expanduser() for entry in entries if str(entry).strip().startswith("@")
+    ]
+    for path in files:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & 0o077:
+                found.append(f"registry login file {path} is readable by other users; chmod 600 it")
+    return tuple(found)
 
 
 def merge_logins(logins: Iterable[RegistryCredentials]) -> tuple[RegistryCredentials, ...]:
