@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
+
+import pytest
+from test_registry_pull import absent, assert_pull_failed, home, pushed, registry, tinklet_run
 
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.pull_failure import pull_failure_message
+from tinklet_core.testing.registry import TestRegistry, registry_tools_missing
+
+__all__ = ["absent", "home", "pushed", "registry"]  # fixtures
 
 SECRET = "Marker-Pull-77"
 
@@ -33,3 +41,34 @@ def test_docker_hub_images_name_docker_io() -> None:
     assert pull_failure_message("busybox", "", None) == (
         "image pull failed: busybox from docker.io (no login was found for docker.io): no reason given"
     )
+
+
+WIRING = (
+    "the docker and podman engines still word pull failures themselves; the lead wires "
+    "pull_failure_message into the container layer (notes/issue-11.md)"
+)
+
+
+@pytest.mark.skipif(registry_tools_missing() is not None, reason=registry_tools_missing() or "")
+@pytest.mark.xfail(strict=True, reason=WIRING)
+def test_docker_names_the_image_registry_and_missing_login(
+    registry: TestRegistry, absent: str, home: Path
+) -> None:
+    message = assert_pull_failed(tinklet_run(home, absent))
+    assert (
+        f"image pull failed: {absent} from {registry.host} (no login was found for {registry.host})"
+        in message
+    )
+
+
+@pytest.mark.skipif(registry_tools_missing() is not None, reason=registry_tools_missing() or "")
+@pytest.mark.xfail(strict=True, reason=WIRING)
+def test_a_refused_login_names_the_image_and_registry(
+    registry: TestRegistry, absent: str, home: Path
+) -> None:
+    wrong = json.dumps({"name": registry.host, "user": registry.username, "password": "wrong-" + SECRET})
+    run = tinklet_run(home, absent, "--registry", wrong)
+    message = assert_pull_failed(run)
+    assert f"image pull failed: {absent} from {registry.host}: " in message
+    assert "unauthorized" in message
+    assert SECRET not in run.text
