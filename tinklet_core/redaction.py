@@ -20,6 +20,7 @@ import binascii
 import json
 import re
 import urllib.parse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,9 +40,10 @@ def mask_secret(text: str, secret: str | None) -> str:
     """``text`` with ``secret`` masked in its plain, escaped and base64-encoded forms."""
     if not secret or not text:
         return text
-    for form in sorted(_plain_forms(secret), key=len, reverse=True):
+    wanted = _Wanted.of(secret)
+    for form in wanted.forms:
         text = text.replace(form, MASK)
-    return _BASE64_RUN.sub(lambda match: _masked_token(match.group(0), secret, 0), text)
+    return _BASE64_RUN.sub(lambda match: _masked_token(match.group(0), wanted, 0), text)
 
 
 def mask_credentials(text: str, credentials: RegistryCredentials | None) -> str:
@@ -49,30 +51,40 @@ def mask_credentials(text: str, credentials: RegistryCredentials | None) -> str:
     return mask_secret(text, credentials.password if credentials else None)
 
 
-def _plain_forms(secret: str) -> set[str]:
-    """The secret as it appears unencoded: raw, JSON-escaped, URL-escaped."""
-    forms = {
-        secret,
-        json.dumps(secret)[1:-1],
-        urllib.parse.quote(secret, safe=""),
-        urllib.parse.quote_plus(secret),
-    }
-    return {form for form in forms if form}
+@dataclass(frozen=True)
+class _Wanted:
+    """A secret and its unencoded forms (raw, JSON-escaped, URL-escaped), longest first."""
+
+    secret: str
+    forms: tuple[str, ...]
+    heads: frozenset[str]
+
+    @classmethod
+    def of(cls, secret: str) -> _Wanted:
+        forms = {
+            secret,
+            json.dumps(secret)[1:-1],
+            urllib.parse.quote(secret, safe=""),
+            urllib.parse.quote_plus(secret),
+        }
+        ordered = tuple(sorted((form for form in forms if form), key=len, reverse=True))
+        return cls(secret, ordered, frozenset(form[:_MIN_TRUNCATED] for form in ordered))
 
 
-def _masked_token(token: str, secret: str, depth: int) -> str:
-    """``MASK`` when the base64 ``token`` (at any alignment) decodes to text holding ``secret``."""
+def _masked_token(token: str, wanted: _Wanted, depth: int) -> str:
+    """``MASK`` when the base64 ``token`` (at any alignment) decodes to text holding the secret."""
     if depth >= _MAX_DEPTH:
         return token
     for offset in range(4):
         decoded = _decode(token[offset:])
-        if decoded and _holds(decoded, secret, depth):
+        if decoded and _holds(decoded, wanted, depth):
             return token[:offset] + MASK if offset else MASK
     return token
 
 
 def _decode(token: str) -> str:
-    """The text a (possibly truncated, unpadded, URL-safe) base64 token decodes to, else ``""``."""
+    """The text a (possibly truncated, unpadded, URL-safe) base64 token decodes to; ``""`` when
+    it is not base64 or decodes to bytes that are not text (ordinary words, digests)."""
     body = token.rstrip("=")
     body = body[: len(body) - len(body) % 4] if len(body) % 4 == 1 else body
     padded = body + "=" * (-len(body) % 4)
@@ -81,20 +93,23 @@ def _decode(token: str) -> str:
             raw = base64.b64decode(padded, altchars=alphabet, validate=True)
         except (binascii.Error, ValueError):
             continue
-        return raw.decode("utf-8", "replace")
+        text = raw.decode("utf-8", "replace").rstrip("\ufffd")  # a cut token may end mid-character
+        readable = "\ufffd" not in text and all(ch.isprintable() or ch in "\t\r\n" for ch in text)
+        return text if readable else ""
     return ""
 
 
-def _holds(decoded: str, secret: str, depth: int) -> bool:
+def _holds(decoded: str, wanted: _Wanted, depth: int) -> bool:
     """True when ``decoded`` contains the secret, ends in its first characters (a cut token), or
     holds a further base64 token that does (an ``auth`` field inside base64 JSON)."""
-    if any(form in decoded for form in _plain_forms(secret)):
-        return True
-    for size in range(min(len(secret), len(decoded)), _MIN_TRUNCATED - 1, -1):
-        if decoded.endswith(secret[:size]):
+    if any(head in decoded for head in wanted.heads):
+        if any(form in decoded for form in wanted.forms):
+            return True
+        secret = wanted.secret
+        if any(decoded.endswith(secret[:size]) for size in range(_MIN_TRUNCATED, len(secret))):
             return True
     return any(
-        _masked_token(match.group(0), secret, depth + 1) != match.group(0)
+        _masked_token(match.group(0), wanted, depth + 1) != match.group(0)
         for match in _BASE64_RUN.finditer(decoded)
     )
 
