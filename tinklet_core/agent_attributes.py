@@ -12,6 +12,7 @@ Every reader takes the filesystem root so tests can point it at a prepared tree.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -76,7 +77,7 @@ def gather(root: Path = Path("/")) -> dict[str, Any]:
         "gpu": read_gpus,
     }
     for part, files in _DMI_FIELDS.items():
-        readers[part] = lambda r, files=files: _dmi(r, files)
+        readers[part] = functools.partial(_dmi, fields=files)
     facts: dict[str, Any] = {}
     for field, reader in readers.items():
         try:
