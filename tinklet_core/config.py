@@ -59,7 +59,9 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "identifier", "This worker's id (agent id / MAC) as the Tink server knows it.", scope="worker"
     ),
-    OptionSpec("protocol", "Tink protocol version.", default="v2", choices=("v2",), scope="worker"),
+    OptionSpec(
+        "protocol", "Tink protocol.", default="v2", choices=("v2", "v1", "v1-legacy", "auto"), scope="worker"
+    ),
     OptionSpec("tls", "Connect to the Tink server over TLS.", kind=bool, default=False, scope="worker"),
     OptionSpec("tls-ca", "PEM file of CA certificates to trust instead of the system roots.", scope="worker"),
     OptionSpec("tls-cert", "PEM client certificate for mTLS (with --tls-key).", scope="worker"),
