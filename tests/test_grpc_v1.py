@@ -9,15 +9,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
+from types import SimpleNamespace
 
+import grpc
 import pytest
 
 from tinklet_core.errors import TransportError
 from tinklet_core.model import Action, Event, State
-from tinklet_core.testing.tink_server import TinkServer
+from tinklet_core.testing.certs import make_test_pki
+from tinklet_core.testing.tink_server import ServerTls, TinkServer
 from tinklet_core.transports.auto import AutoTransport
 from tinklet_core.transports.grpc_common import UnsupportedProtocol
-from tinklet_core.transports.grpc_v1 import GrpcV1Transport, hardware_lookup
+from tinklet_core.transports.grpc_v1 import GrpcV1Transport, hardware_lookup, legacy_from_settings
 from tinklet_core.transports.grpc_v2 import GrpcV2Transport
 from tinklet_core.workflow import Workflow, parse_workflow
 
@@ -306,3 +310,24 @@ def test_auto_survives_a_server_that_is_down_at_start() -> None:
             assert server.served == ["t/one"]
     finally:
         transport.close()
+
+
+def test_v1_over_mutual_tls_and_from_settings(tmp_path: Path) -> None:
+    pki = make_test_pki(tmp_path)
+    tls = ServerTls.from_files(pki.server_cert, pki.server_key, client_ca=pki.ca_cert)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca_cert.read_bytes(),
+        private_key=pki.client_key.read_bytes(),
+        certificate_chain=pki.client_cert.read_bytes(),
+    )
+    with TinkServer([make_workflow(agent=HARDWARE_ID)], HARDWARE_ID, protocol="v1-legacy", tls=tls,
+                    hardware={MAC: HARDWARE_ID}) as server:  # fmt: skip
+        settings = SimpleNamespace(
+            target=server.address, identifier=MAC, credentials=credentials, server_name=None,
+            cancelled=threading.Event(), max_backoff=1.0, options={},
+        )  # fmt: skip
+        with closing(legacy_from_settings(settings)) as transport:
+            assert run(transport).name == "one"
+        with closing(AutoTransport.from_settings(settings)) as auto:
+            assert run(auto).name == "two"
+            assert auto.chosen == "v1-legacy"

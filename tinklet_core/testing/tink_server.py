@@ -715,6 +715,8 @@ def _print_report(report: Report) -> None:
     line = f"{when} {report.workflow_id} {report.action_id} {report.state.value}"
     if report.duration:
         line += f" ({report.duration})"
+    elif report.seconds and report.state.is_final:
+        line += f" ({report.seconds}s)"
     if report.message:
         line += ": " + " | ".join(report.message.splitlines())
     print(line, flush=True)

@@ -357,3 +357,8 @@ def status_message(event: Event, worker_id: str) -> pb.WorkflowActionStatus:
     status.created_at.CopyFrom(timestamp(created))
     return status
 
+
+
+def legacy_from_settings(settings: Any) -> GrpcV1Transport:
+    """The v1-legacy transport from a transport-settings object (a factory for registration)."""
+    return GrpcV1Transport.from_settings(settings, legacy=True)
