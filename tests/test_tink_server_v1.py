@@ -5,10 +5,14 @@ Talked to with the bare stubs, so every status code and context is seen as a cli
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 
 from tinklet_core.protocol import tink_v1_hardware_pb2 as hw_pb
 from tinklet_core.protocol import tink_v1_hardware_pb2_grpc as hw_grpc
@@ -112,3 +116,38 @@ def test_legacy_hardware_lookup() -> None:
         assert contexts(WorkflowServiceStub(channel, V1_LEGACY_SERVICE)) == [("", 0, pb.STATE_PENDING)]
         v1 = WorkflowServiceStub(channel, V1_SERVICE)
         assert code_of(lambda: contexts(v1)) is grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_command_line_server_speaks_v1_legacy(tmp_path: Path) -> None:
+    path = tmp_path / "demo.yaml"
+    path.write_text(
+        yaml.safe_dump({"name": "wf", "tasks": [{"name": "t", "actions": [{"name": "a", "image": "i"}]}]})
+    )
+    command = [sys.executable, "-m", "tinklet_core.testing.tink_server", str(path), "--agent", "hw-9"]
+    bad = subprocess.run([*command, "--hardware", "no-equals"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "MAC_OR_IP=ID" in bad.stderr
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--exit-when-done", "--protocol", "v1-legacy",
+         "--hardware", "10.1.2.3=hw-9"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.rstrip().endswith("(v1-legacy)"), banner
+        address = banner.split()[-2]
+        with grpc.insecure_channel(address) as channel:
+            hardware = hw_grpc.HardwareServiceStub(channel).ByIP(hw_pb.GetRequest(ip="10.1.2.3"), timeout=10)
+            stub = WorkflowServiceStub(channel, V1_LEGACY_SERVICE)
+            assert contexts(stub, hardware.id) == [("", 0, pb.STATE_PENDING)]
+            report(stub, "a", pb.STATE_RUNNING)
+            status = pb.WorkflowActionStatus(
+                workflow_id="wf", task_name="t", action_name="a", action_status=pb.STATE_SUCCESS, seconds=3
+            )
+            stub.ReportActionStatus(status, timeout=10)
+        out, _err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0
+    assert out.splitlines()[-1].endswith("wf t/a SUCCESS (3s)")

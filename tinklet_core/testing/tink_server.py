@@ -744,10 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     names = ", ".join(w.workflow_id for w in workflows)
-    print(
-        f"serving {names} to agent {args.agent} on {address} over {args.protocol}{' (TLS)' if tls else ''}",
-        flush=True,
-    )
+    notes = ", ".join([args.protocol] * (args.protocol != "v2") + ["TLS"] * (tls is not None))
+    print(f"serving {names} to agent {args.agent} on {address}{f' ({notes})' if notes else ''}", flush=True)
     try:
         while not stop.wait(0.2):
             if args.exit_when_done and server.all_finished:
