@@ -227,7 +227,9 @@ class GrpcV1Transport:
         if hardware is None or not hardware.id:
             return None
         self._worker_id = hardware.id
-        _log.info("tink server knows %s as hardware %s: the worker id", self._identifier, hardware.id)
+        # escaped: the id comes from the server and could carry control characters
+        shown = hardware.id.encode("unicode_escape").decode("ascii")
+        _log.info("tink server knows %s as hardware %s: the worker id", self._identifier, shown)
         return self._worker_id
 
     def _contexts(self, worker_id: str) -> list[Any] | None:
