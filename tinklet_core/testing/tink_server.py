@@ -331,7 +331,9 @@ class TinkServer:
 
     @property
     def served(self) -> list[str]:
-        """The action ids GetAction handed out, in order (a copy)."""
+        """The action ids handed out, in order (a copy): by GetAction (v2), or pointed at by a streamed
+        context (v1; a worker goes on from its action list without asking, so later actions of a
+        workflow may not appear)."""
         with self._changed:
             return list(self._served)
 
