@@ -60,6 +60,7 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[int, str]]] = {
         "vendor": (6, "string"),
         "model": (7, "string"),
         "wwn": (8, "string"),
+        "serial_number": (9, "string"),
     },
     "Network": {
         "name": (1, "string"),

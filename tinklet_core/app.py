@@ -48,7 +48,7 @@ def opened_runtime(loaded: LoadedPlugins, settings: Settings, agent_id: str) -> 
 
 
 def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> Transport:
-    """The gRPC transport to ``--tink`` for ``--identifier``, plain or TLS."""
+    """The gRPC transport of ``--protocol`` to ``--tink`` for ``--identifier``, plain or TLS."""
     if not settings.tink:
         raise ConfigError("missing --tink HOST:PORT (or TINKLET_TINK, or 'tink' in the config file)")
     if not settings.identifier:
@@ -64,15 +64,22 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
         credentials = loaded.manager.hook.tinklet_grpc_channel_credentials(tls=tls)
         if credentials is None:
             raise ConfigError("--tls is on but no plugin provided channel credentials")
-    from tinklet_core.transports.grpc_v2 import GrpcV2Transport  # grpc loads only for server mode
+    # grpc loads only for server mode
+    from tinklet_core.transports.auto import AutoTransport
+    from tinklet_core.transports.grpc_v1 import GrpcV1Transport
+    from tinklet_core.transports.grpc_v2 import GrpcV2Transport
 
-    return GrpcV2Transport(
-        settings.tink,
-        settings.identifier,
-        credentials=credentials,
-        cancelled=stop,
-        server_name=settings.tls.server_name,
-    )
+    target, identifier, name = settings.tink, settings.identifier, settings.tls.server_name
+    if settings.protocol == "auto":
+        return AutoTransport.for_server(
+            target, identifier, credentials=credentials, cancelled=stop, server_name=name
+        )
+    if settings.protocol in ("v1", "v1-legacy"):
+        legacy = settings.protocol == "v1-legacy"
+        return GrpcV1Transport(
+            target, identifier, credentials=credentials, cancelled=stop, server_name=name, legacy=legacy
+        )
+    return GrpcV2Transport(target, identifier, credentials=credentials, cancelled=stop, server_name=name)
 
 
 def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> None:

@@ -62,7 +62,9 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "identifier", "This worker's id (agent id / MAC) as the Tink server knows it.", scope="worker"
     ),
-    OptionSpec("protocol", "Tink protocol version.", default="v2", choices=("v2",), scope="worker"),
+    OptionSpec(
+        "protocol", "Tink protocol.", default="v2", choices=("v2", "v1", "v1-legacy", "auto"), scope="worker"
+    ),
     OptionSpec(
         "tls",
         "Connect to the Tink server over TLS (on whenever another --tls-* option is given).",

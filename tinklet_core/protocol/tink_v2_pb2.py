@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#tinklet_core/protocol/tink_v2.proto\x12\x05proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\rActionRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x30\n\x10\x61gent_attributes\x18\x02 \x01(\x0b\x32\x16.proto.AgentAttributes\"\xbb\x02\n\x0f\x41gentAttributes\x12\x17\n\x03\x63pu\x18\x01 \x01(\x0b\x32\n.proto.CPU\x12\x1d\n\x06memory\x18\x02 \x01(\x0b\x32\r.proto.Memory\x12\x1b\n\x05\x62lock\x18\x03 \x03(\x0b\x32\x0c.proto.Block\x12\x1f\n\x07network\x18\x04 \x03(\x0b\x32\x0e.proto.Network\x12\x17\n\x03pci\x18\x05 \x03(\x0b\x32\n.proto.PCI\x12\x17\n\x03gpu\x18\x06 \x03(\x0b\x32\n.proto.GPU\x12\x1f\n\x07\x63hassis\x18\x07 \x01(\x0b\x32\x0e.proto.Chassis\x12\x19\n\x04\x62ios\x18\x08 \x01(\x0b\x32\x0b.proto.BIOS\x12#\n\tbaseboard\x18\t \x01(\x0b\x32\x10.proto.Baseboard\x12\x1f\n\x07product\x18\n \x01(\x0b\x32\x0e.proto.Product\"W\n\x03\x43PU\x12\x13\n\x0btotal_cores\x18\x01 \x01(\r\x12\x15\n\rtotal_threads\x18\x02 \x01(\r\x12$\n\nprocessors\x18\x03 \x03(\x0b\x32\x10.proto.Processor\"l\n\tProcessor\x12\n\n\x02id\x18\x01 \x01(\r\x12\r\n\x05\x63ores\x18\x02 \x01(\r\x12\x0f\n\x07threads\x18\x03 \x01(\r\x12\x0e\n\x06vendor\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\"\'\n\x06Memory\x12\r\n\x05total\x18\x01 \x01(\t\x12\x0e\n\x06usable\x18\x02 \x01(\t\"\x99\x01\n\x05\x42lock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontroller_type\x18\x02 \x01(\t\x12\x12\n\ndrive_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\t\x12\x1b\n\x13physical_block_size\x18\x05 \x01(\t\x12\x0e\n\x06vendor\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12\x0b\n\x03wwn\x18\x08 \x01(\t\"Q\n\x07Network\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\r\n\x05speed\x18\x03 \x01(\t\x12\x1c\n\x14\x65nabled_capabilities\x18\x04 \x03(\t\"E\n\x03PCI\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\r\n\x05\x63lass\x18\x03 \x01(\t\x12\x0e\n\x06\x64river\x18\x04 \x01(\t\"E\n\x03GPU\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\r\n\x05\x63lass\x18\x03 \x01(\t\x12\x0e\n\x06\x64river\x18\x04 \x01(\t\")\n\x07\x43hassis\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x0e\n\x06vendor\x18\x02 \x01(\t\"=\n\x04\x42IOS\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x14\n\x0crelease_date\x18\x03 \x01(\t\"T\n\tBaseboard\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rserial_number\x18\x04 \x01(\t\">\n\x07Product\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06vendor\x18\x02 \x01(\t\x12\x15\n\rserial_number\x18\x03 \x01(\t\"\xf4\x01\n\x0e\x41\x63tionResponse\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x11\n\taction_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\r\n\x05image\x18\x06 \x01(\t\x12\x0f\n\x07timeout\x18\x07 \x01(\x03\x12\x0f\n\x07\x63ommand\x18\x08 \x03(\t\x12\x0f\n\x07volumes\x18\t \x03(\t\x12\x13\n\x0b\x65nvironment\x18\n \x03(\t\x12\x0b\n\x03pid\x18\x0b \x01(\t\x12%\n\nnamespaces\x18\x0c \x01(\x0b\x32\x11.proto.Namespaces\"*\n\nNamespaces\x12\x0f\n\x07network\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\t\"\xbb\x03\n\x13\x41\x63tionStatusRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x11\n\taction_id\x18\x04 \x01(\t\x12\x13\n\x0b\x61\x63tion_name\x18\x05 \x01(\t\x12:\n\x0c\x61\x63tion_state\x18\x06 \x01(\x0e\x32$.proto.ActionStatusRequest.StateType\x12\x33\n\x0f\x65xecution_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x65xecution_stop\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x65xecution_duration\x18\t \x01(\t\x12%\n\x07message\x18\n \x01(\x0b\x32\x14.proto.ActionMessage\"\\\n\tStateType\x12\x0f\n\x0bUNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\x0b\n\x07TIMEOUT\x10\x04\x12\x0b\n\x07SUCCESS\x10\x05\" \n\rActionMessage\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x16\n\x14\x41\x63tionStatusResponse2\x9e\x01\n\x0fWorkflowService\x12:\n\tGetAction\x12\x14.proto.ActionRequest\x1a\x15.proto.ActionResponse\"\x00\x12O\n\x12ReportActionStatus\x12\x1a.proto.ActionStatusRequest\x1a\x1b.proto.ActionStatusResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#tinklet_core/protocol/tink_v2.proto\x12\x05proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\rActionRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x30\n\x10\x61gent_attributes\x18\x02 \x01(\x0b\x32\x16.proto.AgentAttributes\"\xbb\x02\n\x0f\x41gentAttributes\x12\x17\n\x03\x63pu\x18\x01 \x01(\x0b\x32\n.proto.CPU\x12\x1d\n\x06memory\x18\x02 \x01(\x0b\x32\r.proto.Memory\x12\x1b\n\x05\x62lock\x18\x03 \x03(\x0b\x32\x0c.proto.Block\x12\x1f\n\x07network\x18\x04 \x03(\x0b\x32\x0e.proto.Network\x12\x17\n\x03pci\x18\x05 \x03(\x0b\x32\n.proto.PCI\x12\x17\n\x03gpu\x18\x06 \x03(\x0b\x32\n.proto.GPU\x12\x1f\n\x07\x63hassis\x18\x07 \x01(\x0b\x32\x0e.proto.Chassis\x12\x19\n\x04\x62ios\x18\x08 \x01(\x0b\x32\x0b.proto.BIOS\x12#\n\tbaseboard\x18\t \x01(\x0b\x32\x10.proto.Baseboard\x12\x1f\n\x07product\x18\n \x01(\x0b\x32\x0e.proto.Product\"W\n\x03\x43PU\x12\x13\n\x0btotal_cores\x18\x01 \x01(\r\x12\x15\n\rtotal_threads\x18\x02 \x01(\r\x12$\n\nprocessors\x18\x03 \x03(\x0b\x32\x10.proto.Processor\"l\n\tProcessor\x12\n\n\x02id\x18\x01 \x01(\r\x12\r\n\x05\x63ores\x18\x02 \x01(\r\x12\x0f\n\x07threads\x18\x03 \x01(\r\x12\x0e\n\x06vendor\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\"\'\n\x06Memory\x12\r\n\x05total\x18\x01 \x01(\t\x12\x0e\n\x06usable\x18\x02 \x01(\t\"\xb0\x01\n\x05\x42lock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x63ontroller_type\x18\x02 \x01(\t\x12\x12\n\ndrive_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\t\x12\x1b\n\x13physical_block_size\x18\x05 \x01(\t\x12\x0e\n\x06vendor\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12\x0b\n\x03wwn\x18\x08 \x01(\t\x12\x15\n\rserial_number\x18\t \x01(\t\"Q\n\x07Network\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\r\n\x05speed\x18\x03 \x01(\t\x12\x1c\n\x14\x65nabled_capabilities\x18\x04 \x03(\t\"E\n\x03PCI\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\r\n\x05\x63lass\x18\x03 \x01(\t\x12\x0e\n\x06\x64river\x18\x04 \x01(\t\"E\n\x03GPU\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\r\n\x05\x63lass\x18\x03 \x01(\t\x12\x0e\n\x06\x64river\x18\x04 \x01(\t\")\n\x07\x43hassis\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x0e\n\x06vendor\x18\x02 \x01(\t\"=\n\x04\x42IOS\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x14\n\x0crelease_date\x18\x03 \x01(\t\"T\n\tBaseboard\x12\x0e\n\x06vendor\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rserial_number\x18\x04 \x01(\t\">\n\x07Product\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06vendor\x18\x02 \x01(\t\x12\x15\n\rserial_number\x18\x03 \x01(\t\"\xf4\x01\n\x0e\x41\x63tionResponse\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x11\n\taction_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\r\n\x05image\x18\x06 \x01(\t\x12\x0f\n\x07timeout\x18\x07 \x01(\x03\x12\x0f\n\x07\x63ommand\x18\x08 \x03(\t\x12\x0f\n\x07volumes\x18\t \x03(\t\x12\x13\n\x0b\x65nvironment\x18\n \x03(\t\x12\x0b\n\x03pid\x18\x0b \x01(\t\x12%\n\nnamespaces\x18\x0c \x01(\x0b\x32\x11.proto.Namespaces\"*\n\nNamespaces\x12\x0f\n\x07network\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\t\"\xbb\x03\n\x13\x41\x63tionStatusRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x11\n\taction_id\x18\x04 \x01(\t\x12\x13\n\x0b\x61\x63tion_name\x18\x05 \x01(\t\x12:\n\x0c\x61\x63tion_state\x18\x06 \x01(\x0e\x32$.proto.ActionStatusRequest.StateType\x12\x33\n\x0f\x65xecution_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x65xecution_stop\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x65xecution_duration\x18\t \x01(\t\x12%\n\x07message\x18\n \x01(\x0b\x32\x14.proto.ActionMessage\"\\\n\tStateType\x12\x0f\n\x0bUNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\x0b\n\x07TIMEOUT\x10\x04\x12\x0b\n\x07SUCCESS\x10\x05\" \n\rActionMessage\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x16\n\x14\x41\x63tionStatusResponse2\x9e\x01\n\x0fWorkflowService\x12:\n\tGetAction\x12\x14.proto.ActionRequest\x1a\x15.proto.ActionResponse\"\x00\x12O\n\x12ReportActionStatus\x12\x1a.proto.ActionStatusRequest\x1a\x1b.proto.ActionStatusResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,33 +43,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMORY']._serialized_start=681
   _globals['_MEMORY']._serialized_end=720
   _globals['_BLOCK']._serialized_start=723
-  _globals['_BLOCK']._serialized_end=876
-  _globals['_NETWORK']._serialized_start=878
-  _globals['_NETWORK']._serialized_end=959
-  _globals['_PCI']._serialized_start=961
-  _globals['_PCI']._serialized_end=1030
-  _globals['_GPU']._serialized_start=1032
-  _globals['_GPU']._serialized_end=1101
-  _globals['_CHASSIS']._serialized_start=1103
-  _globals['_CHASSIS']._serialized_end=1144
-  _globals['_BIOS']._serialized_start=1146
-  _globals['_BIOS']._serialized_end=1207
-  _globals['_BASEBOARD']._serialized_start=1209
-  _globals['_BASEBOARD']._serialized_end=1293
-  _globals['_PRODUCT']._serialized_start=1295
-  _globals['_PRODUCT']._serialized_end=1357
-  _globals['_ACTIONRESPONSE']._serialized_start=1360
-  _globals['_ACTIONRESPONSE']._serialized_end=1604
-  _globals['_NAMESPACES']._serialized_start=1606
-  _globals['_NAMESPACES']._serialized_end=1648
-  _globals['_ACTIONSTATUSREQUEST']._serialized_start=1651
-  _globals['_ACTIONSTATUSREQUEST']._serialized_end=2094
-  _globals['_ACTIONSTATUSREQUEST_STATETYPE']._serialized_start=2002
-  _globals['_ACTIONSTATUSREQUEST_STATETYPE']._serialized_end=2094
-  _globals['_ACTIONMESSAGE']._serialized_start=2096
-  _globals['_ACTIONMESSAGE']._serialized_end=2128
-  _globals['_ACTIONSTATUSRESPONSE']._serialized_start=2130
-  _globals['_ACTIONSTATUSRESPONSE']._serialized_end=2152
-  _globals['_WORKFLOWSERVICE']._serialized_start=2155
-  _globals['_WORKFLOWSERVICE']._serialized_end=2313
+  _globals['_BLOCK']._serialized_end=899
+  _globals['_NETWORK']._serialized_start=901
+  _globals['_NETWORK']._serialized_end=982
+  _globals['_PCI']._serialized_start=984
+  _globals['_PCI']._serialized_end=1053
+  _globals['_GPU']._serialized_start=1055
+  _globals['_GPU']._serialized_end=1124
+  _globals['_CHASSIS']._serialized_start=1126
+  _globals['_CHASSIS']._serialized_end=1167
+  _globals['_BIOS']._serialized_start=1169
+  _globals['_BIOS']._serialized_end=1230
+  _globals['_BASEBOARD']._serialized_start=1232
+  _globals['_BASEBOARD']._serialized_end=1316
+  _globals['_PRODUCT']._serialized_start=1318
+  _globals['_PRODUCT']._serialized_end=1380
+  _globals['_ACTIONRESPONSE']._serialized_start=1383
+  _globals['_ACTIONRESPONSE']._serialized_end=1627
+  _globals['_NAMESPACES']._serialized_start=1629
+  _globals['_NAMESPACES']._serialized_end=1671
+  _globals['_ACTIONSTATUSREQUEST']._serialized_start=1674
+  _globals['_ACTIONSTATUSREQUEST']._serialized_end=2117
+  _globals['_ACTIONSTATUSREQUEST_STATETYPE']._serialized_start=2025
+  _globals['_ACTIONSTATUSREQUEST_STATETYPE']._serialized_end=2117
+  _globals['_ACTIONMESSAGE']._serialized_start=2119
+  _globals['_ACTIONMESSAGE']._serialized_end=2151
+  _globals['_ACTIONSTATUSRESPONSE']._serialized_start=2153
+  _globals['_ACTIONSTATUSRESPONSE']._serialized_end=2175
+  _globals['_WORKFLOWSERVICE']._serialized_start=2178
+  _globals['_WORKFLOWSERVICE']._serialized_end=2336
 # @@protoc_insertion_point(module_scope)

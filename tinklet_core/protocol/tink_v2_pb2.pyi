@@ -74,7 +74,7 @@ class Memory(_message.Message):
     def __init__(self, total: _Optional[str] = ..., usable: _Optional[str] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("name", "controller_type", "drive_type", "size", "physical_block_size", "vendor", "model", "wwn")
+    __slots__ = ("name", "controller_type", "drive_type", "size", "physical_block_size", "vendor", "model", "wwn", "serial_number")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_TYPE_FIELD_NUMBER: _ClassVar[int]
     DRIVE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class Block(_message.Message):
     VENDOR_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     WWN_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     name: str
     controller_type: str
     drive_type: str
@@ -91,7 +92,8 @@ class Block(_message.Message):
     vendor: str
     model: str
     wwn: str
-    def __init__(self, name: _Optional[str] = ..., controller_type: _Optional[str] = ..., drive_type: _Optional[str] = ..., size: _Optional[str] = ..., physical_block_size: _Optional[str] = ..., vendor: _Optional[str] = ..., model: _Optional[str] = ..., wwn: _Optional[str] = ...) -> None: ...
+    serial_number: str
+    def __init__(self, name: _Optional[str] = ..., controller_type: _Optional[str] = ..., drive_type: _Optional[str] = ..., size: _Optional[str] = ..., physical_block_size: _Optional[str] = ..., vendor: _Optional[str] = ..., model: _Optional[str] = ..., wwn: _Optional[str] = ..., serial_number: _Optional[str] = ...) -> None: ...
 
 class Network(_message.Message):
     __slots__ = ("name", "mac", "speed", "enabled_capabilities")

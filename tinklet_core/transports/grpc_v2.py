@@ -8,19 +8,25 @@ with one line naming the server and the gRPC status; this module never logs.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from tinklet_core.durations import format_go_duration
-from tinklet_core.errors import MalformedAction, TransportError
-from tinklet_core.model import Action, Event, State, Volume
+from tinklet_core.model import Action, Event, State
 from tinklet_core.protocol import tink_v2_pb2 as pb
 from tinklet_core.protocol import tink_v2_pb2_grpc as pb_grpc
-from tinklet_core.workflow import parse_env, parse_volume
+from tinklet_core.transports.grpc_common import (
+    NOTHING_NOW,
+    checked_action,
+    open_channel,
+    read_error,
+    status_code,
+    timestamp,
+    wait_unless_cancelled,
+    write_error,
+)
 
 StateType = pb.ActionStatusRequest.StateType
 
@@ -32,33 +38,6 @@ STATE_TYPES: dict[State, pb.ActionStatusRequest.StateType] = {
     State.TIMEOUT: StateType.TIMEOUT,
 }
 """How each :class:`State` is written in ``ActionStatusRequest.action_state``."""
-
-# GetAction: these mean "no action for you now" (no workflow, or it is not runnable).
-_NOTHING_NOW = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION})
-# GetAction: asking again the same way will not help.
-_READ_FATAL = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.UNAUTHENTICATED,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.UNIMPLEMENTED,
-    }
-)
-# ReportActionStatus: the workflow is gone or the report is malformed; retrying cannot heal it.
-_WRITE_FATAL = frozenset(
-    {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED}
-)
-
-_CANCEL_POLL_SECONDS = 0.05
-_MAX_DETAILS = 300
-# A dead server must be noticed again soon after it comes back: cap gRPC's reconnect backoff
-# (its default grows to two minutes, and calls fail fast while it waits).
-_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
-    ("grpc.initial_reconnect_backoff_ms", 1000),
-    ("grpc.min_reconnect_backoff_ms", 1000),
-    ("grpc.max_reconnect_backoff_ms", 5000),
-)
-
 
 class GrpcV2Transport:
     """Talk to a Tink server over the v2 protocol.
@@ -75,27 +54,33 @@ class GrpcV2Transport:
 
     def __init__(
         self,
-        address: str,
-        agent_id: str,
+        target: str,
+        identifier: str,
         *,
-        credentials: grpc.ChannelCredentials | None,
+        credentials: grpc.ChannelCredentials | None = None,
         cancelled: threading.Event,
         call_timeout: float = 90.0,
         server_name: str | None = None,
     ) -> None:
-        self._address = address
-        self._agent_id = agent_id
+        self._address = target
+        self._agent_id = identifier
         self._cancelled = cancelled
         self._call_timeout = call_timeout
         self._tls = credentials is not None
-        options = list(_CHANNEL_OPTIONS)
-        if server_name:
-            options.append(("grpc.ssl_target_name_override", server_name))
-        if credentials is None:
-            self._channel = grpc.insecure_channel(address, options=options)
-        else:
-            self._channel = grpc.secure_channel(address, credentials, options=options)
+        self._channel = open_channel(target, credentials, server_name)
         self._stub = pb_grpc.WorkflowServiceStub(self._channel)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> GrpcV2Transport:
+        """Build from a transport-settings object (``target``, ``identifier``, ``credentials``,
+        ``server_name``, ``cancelled``)."""
+        return cls(
+            settings.target,
+            settings.identifier,
+            credentials=settings.credentials,
+            cancelled=settings.cancelled,
+            server_name=settings.server_name,
+        )
 
     @property
     def exhausted(self) -> bool:
@@ -113,7 +98,7 @@ class GrpcV2Transport:
         future = self._stub.GetAction.future(
             pb.ActionRequest(agent_id=self._agent_id), timeout=self._call_timeout
         )
-        if not _wait_unless_cancelled(future, self._cancelled):
+        if not wait_unless_cancelled(future, self._cancelled):
             future.cancel()
             return None
         try:
@@ -121,12 +106,10 @@ class GrpcV2Transport:
         except grpc.FutureCancelledError:
             return None
         except grpc.RpcError as exc:
-            code = _code(exc)
-            if code in _NOTHING_NOW or code is grpc.StatusCode.CANCELLED:
+            code = status_code(exc)
+            if code in NOTHING_NOW or code is grpc.StatusCode.CANCELLED:
                 return None
-            raise TransportError(
-                _describe("GetAction", self._address, exc, tls=self._tls), retryable=code not in _READ_FATAL
-            ) from None
+            raise read_error("GetAction", self._address, exc, tls=self._tls) from None
         return action_from_response(response, self._agent_id)
 
     def write(self, event: Event) -> None:
@@ -139,15 +122,8 @@ class GrpcV2Transport:
         try:
             self._stub.ReportActionStatus(request, timeout=self._call_timeout)
         except grpc.RpcError as exc:
-            raise TransportError(
-                _describe(
-                    f"ReportActionStatus {event.state.value} for {event.action.label}",
-                    self._address,
-                    exc,
-                    tls=self._tls,
-                ),
-                retryable=_code(exc) not in _WRITE_FATAL,
-            ) from None
+            what = f"ReportActionStatus {event.state.value} for {event.action.label}"
+            raise write_error(what, self._address, exc, tls=self._tls) from None
 
     def close(self) -> None:
         """Close the channel (cancelling any call still in flight)."""
@@ -160,38 +136,22 @@ def action_from_response(response: pb.ActionResponse, agent_id: str) -> Action:
     ``namespaces.pid`` wins over the deprecated ``pid``. Raises :class:`MalformedAction`
     (carrying the ids and every entry that could be read) for an entry that cannot be used.
     """
-    problems: list[str] = []
-    try:
-        env = parse_env(response.environment, where="environment")
-    except ValueError as exc:
-        env = ()
-        problems.append(str(exc))
-    volumes: list[Volume] = []
-    for entry in response.volumes:
-        try:
-            volumes.append(parse_volume(entry))
-        except ValueError as exc:
-            problems.append(f"volumes: {exc}")
-    action = Action(
-        workflow_id=response.workflow_id,
-        task_id=response.task_id,
-        action_id=response.action_id,
-        agent_id=agent_id,
-        name=response.name,
-        image=response.image,
-        timeout=int(response.timeout),
-        command=tuple(response.command),
-        env=env,
-        volumes=tuple(volumes),
-        pid_namespace=response.namespaces.pid or response.pid,
-        network_namespace=response.namespaces.network,
+    return checked_action(
+        Action(
+            workflow_id=response.workflow_id,
+            task_id=response.task_id,
+            action_id=response.action_id,
+            agent_id=agent_id,
+            name=response.name,
+            image=response.image,
+            timeout=int(response.timeout),
+            command=tuple(response.command),
+            pid_namespace=response.namespaces.pid or response.pid,
+            network_namespace=response.namespaces.network,
+        ),
+        environment=response.environment,
+        volumes=response.volumes,
     )
-    if not action.image:
-        problems.insert(0, "'image' is empty")
-    if problems:
-        name = action.action_id or action.name or "(no id)"
-        raise MalformedAction(f"action {name}: {'; '.join(problems)}", action=action)
-    return action
 
 
 def status_request(event: Event, agent_id: str) -> pb.ActionStatusRequest:
@@ -207,63 +167,9 @@ def status_request(event: Event, agent_id: str) -> pb.ActionStatusRequest:
         message=pb.ActionMessage(message=event.message),
     )
     if event.started_at is not None:
-        request.execution_start.CopyFrom(_timestamp(event.started_at))
+        request.execution_start.CopyFrom(timestamp(event.started_at))
     if event.stopped_at is not None:
-        request.execution_stop.CopyFrom(_timestamp(event.stopped_at))
+        request.execution_stop.CopyFrom(timestamp(event.stopped_at))
     if event.duration is not None:
         request.execution_duration = format_go_duration(event.duration)
     return request
-
-
-def _wait_unless_cancelled(future: grpc.Future, cancelled: threading.Event) -> bool:
-    """Wait for ``future``; False as soon as ``cancelled`` is set first."""
-    done = threading.Event()
-    future.add_done_callback(lambda _future: done.set())
-    while not done.wait(_CANCEL_POLL_SECONDS):
-        if cancelled.is_set():
-            return False
-    return True
-
-
-def _timestamp(moment: dt.datetime) -> Timestamp:
-    """A protobuf Timestamp; a naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:
-    code = getattr(exc, "code", None)
-    return code() if callable(code) else None
-
-
-def _describe(what: str, address: str, exc: grpc.RpcError, *, tls: bool) -> str:
-    """One line: the call, the server, the gRPC status, its details (shortened) and a hint."""
-    code = _code(exc)
-    details_method = getattr(exc, "details", None)
-    details = " ".join(str((details_method() if callable(details_method) else "") or "").split())
-    if len(details) > _MAX_DETAILS:
-        details = details[: _MAX_DETAILS - 1] + "\u2026"
-    status = code.name if code is not None else "UNKNOWN"
-    line = f"{what} on tink server {address} failed: {status}"
-    if details:
-        line += f": {details}"
-    hint = _hint(details, tls)
-    return f"{line} ({hint})" if hint else line
-
-
-def _hint(details: str, tls: bool) -> str:
-    """What a connection failure most likely means, in words; empty when nothing fits."""
-    if "CERTIFICATE_VERIFY_FAILED" in details:
-        return "the server's certificate is not signed by a trusted CA"
-    if "Hostname Verification" in details or "is not in peer certificate" in details:
-        return "the server's certificate does not name this address; a TLS server name may be needed"
-    if "WRONG_VERSION_NUMBER" in details:
-        return "the server does not seem to speak TLS"
-    if "Socket closed" in details:
-        if tls:
-            return "the server closed the TLS connection: it may want a client certificate (mTLS)"
-        return "the server closed the connection: it may expect TLS"
-    return ""
