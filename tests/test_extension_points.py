@@ -18,6 +18,7 @@ from tinklet_core.worker import Worker, WorkerOptions
 
 PROBE = """
 import json
+import time
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Outcome, State
 from tinklet_core.runtime import PluginOption, RuntimeSpec
@@ -31,6 +32,8 @@ class Probe:
     def tinklet_execute_action(self, context):
         context.output(f"image {context.action.image}")
         context.output(f"options {json.dumps(dict(context.settings.options), sort_keys=True)}")
+        if context.action.command[:1] == ("sleep",):
+            time.sleep(float(context.action.command[1]))
         return Outcome(State.SUCCESS)
 
     def close(self):

@@ -44,6 +44,7 @@ from tinklet_core.errors import ActionInterrupted
 from tinklet_core.model import Action, Outcome, RegistryCredentials, State, Volume
 from tinklet_core.plugins import find_runtime, load_plugins, open_runtime
 from tinklet_core.runtime import ActionContext, Privilege, PullPolicy, Runtime, RuntimeSettings
+from tinklet_core.testing.pytest_plugin import not_applicable
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
 
@@ -224,7 +225,7 @@ class RuntimeBehaviourSuite:
 
     def test_read_only_bind_mount(self, runtime: Runtime, tmp_path: Path) -> None:
         if not self.host_volumes:
-            pytest.skip(f"{self.runtime_name} does not mount host paths by default")
+            not_applicable(f"{self.runtime_name} does not mount host paths by default")
         source = tmp_path / "answer.txt"
         source.write_text("forty-two\n")
         volume = Volume(str(source), "/mnt/answer.txt", read_only=True)
