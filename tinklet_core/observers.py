@@ -32,10 +32,11 @@ class EventDispatcher:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._dropping = False
         self._thread = threading.Thread(target=self._run, name="tinklet-observers", daemon=True)
-        self._thread.start()
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for the observers; never waits for them."""
+        if self._thread.ident is None:  # started with the first event
+            self._thread.start()
         try:
             self._queue.put_nowait(event)
             self._dropping = False
@@ -46,6 +47,8 @@ class EventDispatcher:
 
     def close(self, drain_timeout: float = 2.0) -> None:
         """Deliver what is queued (for at most ``drain_timeout`` seconds) and stop the thread."""
+        if not self._thread.is_alive():
+            return
         try:
             self._queue.put(_STOP, timeout=drain_timeout)
         except queue.Full:
