@@ -60,6 +60,8 @@ def configured_plugins(loaded: LoadedPlugins, settings: Settings) -> Iterator[No
                 continue
             loaded.manager.register(result, name=f"configured:{name}")
             stack.callback(_unregister_and_close, loaded.manager, result)
+            for hook in unknown_hooks(loaded.manager, result):
+                log.warning("%s: %r is not a tinklet hook; it is never called", loaded.origin(name), hook)
         yield
 
 
