@@ -68,6 +68,11 @@ def test_single_dash_flags_leave_values_and_unknown_words_alone() -> None:
         "--tink", "-id", "--id", "-x", "--tls", "run", "--", "-tink",
     ]  # fmt: skip
     assert long_single_dash(["-tink=h:1", "-p", "no:docker"], names) == ["--tink=h:1", "-p", "no:docker"]
+    assert long_single_dash(["-tls=true", "-tls=false", "--tls=0"], names) == [
+        "--tls",
+        "--no-tls",
+        "--no-tls",
+    ]
 
 
 def test_plugin_switches_are_taken_out_wherever_they_are() -> None:

@@ -95,7 +95,8 @@ def _long_names(specs: Sequence[OptionSpec]) -> dict[str, bool]:
 
 def long_single_dash(args: Sequence[str], names: dict[str, bool]) -> list[str]:
     """``-tink H:P`` becomes ``--tink H:P`` (the Go tinklet's flags) for every known long option
-    name; option values and everything after ``--`` are left alone."""
+    name, and a Go boolean ``-tls=false`` becomes ``--no-tls``; option values and everything
+    after ``--`` are left alone."""
     result: list[str] = []
     takes_value = False
     for index, arg in enumerate(args):
@@ -107,10 +108,16 @@ def long_single_dash(args: Sequence[str], names: dict[str, bool]) -> list[str]:
             continue
         if arg.startswith("-") and not arg.startswith("--") and arg[1:].partition("=")[0] in names:
             arg = "-" + arg
-        if arg.startswith("--") and "=" not in arg:
-            takes_value = names.get(arg[2:], False)
+        name, equals, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if equals and names.get(name) is False and value.lower() in _GO_BOOLS:
+            arg = f"--{name}" if _GO_BOOLS[value.lower()] else f"--no-{name}"  # Go's -tls=true
+        elif arg.startswith("--") and not equals:
+            takes_value = names.get(name, False)
         result.append(arg)
     return result
+
+
+_GO_BOOLS = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
 
 
 def plugin_switches(args: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
