@@ -320,3 +320,30 @@ def test_a_third_party_transport_runs_a_workflow(tmp_path: Path) -> None:
     assert "hello from a file" in result.stderr
     wrong = tinklet("--protocol", "nats", "--tink", "x:1", "--identifier", "me")
     assert wrong.returncode == 2 and "'nats' is not one of v2" in wrong.stderr
+
+
+RETRY_POLICY = """
+import dataclasses
+from tinklet_core.hookspecs import hookimpl
+
+
+@hookimpl
+def tinklet_rewrite_action(action):
+    return dataclasses.replace(action, retries=2) if action.name.startswith("flaky") else None
+"""
+
+
+def test_a_plugin_retries_by_policy_through_a_rewrite(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_module(site, "tinklet_retry", RETRY_POLICY)
+    attempts = tmp_path / "attempts"
+    script = f"echo x >> {attempts}; test $(wc -l < {attempts}) -ge 3"
+    workflow = write_workflow(
+        tmp_path / "wf.yaml", {"name": "flaky", "image": "none", "command": ["sh", "-c", script]}
+    )
+    result = tinklet(
+        "-p", "tinklet_retry", "-p", PROCESS, "--runtime", "process", "run", str(workflow), site=site
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(attempts.read_text().splitlines()) == 3
+    assert "retry 2 of 2" in result.stderr
