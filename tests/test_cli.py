@@ -73,18 +73,37 @@ def test_docker_daemon_unreachable(tmp_path: Path) -> None:
 def test_plugins_list_json_shows_runtime_plugins() -> None:
     result = tinklet("plugins", "list", "--json")
     assert result.returncode == 0, result.stderr
-    plugins = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    report = json.loads(result.stdout)
+    plugins = {entry["name"]: entry for entry in report["plugins"]}
     assert plugins["docker"]["distribution"] == "tinklet-docker"
     assert plugins["docker"]["version"] == "0.1.0"
     assert "tinklet_execute_action" in plugins["docker"]["hooks"]
+    assert plugins["docker"]["options"] == ["--docker-host"]
     assert plugins["core-registry"]["hooks"] == ["tinklet_registry_credentials"]
+    runtimes = {entry["name"]: entry for entry in report["runtimes"]}
+    assert runtimes["kube"]["aliases"] == ["kubernetes"]
+    assert runtimes["kube"]["summary"]
+    assert runtimes["kube"]["plugin"] == "kube"
+    transports = {entry["name"]: entry["plugin"] for entry in report["transports"]}
+    assert transports["v2"] == "core-v2"
+    assert transports["file"] == "core-file"
+    assert report["failures"] == []
+
+
+def test_plugins_list_text_shows_aliases_summaries_and_transports() -> None:
+    result = tinklet("plugins", "list")
+    assert result.returncode == 0, result.stderr
+    assert "kube (alias kubernetes): " in result.stdout
+    assert "v2: Tink v2" in result.stdout
+    assert "transport v2" in result.stdout
 
 
 def test_plugins_can_be_blocked_and_autoload_switched_off() -> None:
     blocked = tinklet("-p", "no:docker", "plugins", "list", "--json")
-    assert "docker" not in {entry["name"] for entry in json.loads(blocked.stdout)}
+    assert "docker" not in {entry["name"] for entry in json.loads(blocked.stdout)["plugins"]}
     off = tinklet("plugins", "list", "--json", env={"TINKLET_DISABLE_PLUGIN_AUTOLOAD": "1"})
-    assert {entry["name"] for entry in json.loads(off.stdout)} == {"core-registry", "core-tls"}
+    names = {entry["name"] for entry in json.loads(off.stdout)["plugins"]}
+    assert names == {"core-registry", "core-tls", "core-v2", "core-file"}
 
 
 def test_listing_plugins_does_not_import_heavy_clients() -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tinklet_core.config import load_settings, read_config_file
+from tinklet_core.config import load_settings, plugin_option_specs, read_config_file
 from tinklet_core.errors import ConfigError
+from tinklet_core.options import PluginOption
 from tinklet_core.runtime import Privilege, PullPolicy, RuntimeOption
 
 
@@ -41,21 +42,57 @@ def test_config_keys_may_use_dashes(tmp_path: Path) -> None:
     assert settings.tls.enabled is True
 
 
-def test_runtime_options_use_the_same_precedence(tmp_path: Path) -> None:
-    options = [
-        RuntimeOption("podman-socket", "socket"),
-        RuntimeOption("kube-allow-host", "allow", kind=bool, default=False),
-        RuntimeOption("docker-host", "url", env_fallback="DOCKER_HOST"),
-    ]
+def test_plugin_options_use_the_same_precedence_and_go_only_to_their_owner(tmp_path: Path) -> None:
+    specs, warnings = plugin_option_specs(
+        [
+            ("runtime:podman", "Runtime podman", [RuntimeOption("podman-socket", "socket")], "common"),
+            (
+                "runtime:kube",
+                "Runtime kube",
+                [RuntimeOption("kube-allow-host", "allow", kind=bool, default=False)],
+                "common",
+            ),
+            (
+                "runtime:docker",
+                "Runtime docker",
+                [RuntimeOption("docker-host", "url", env_fallback="DOCKER_HOST")],
+                "common",
+            ),
+            ("metrics", "Plugin metrics", [PluginOption("metrics-address", "where")], "common"),
+        ]
+    )
+    assert warnings == []
     config = tmp_path / "c.yaml"
     config.write_text("kube_allow_host: yes\n")
     environ = {"TINKLET_PODMAN_SOCKET": "/run/x.sock", "DOCKER_HOST": "unix:///d.sock"}
-    settings = load_settings({"config": str(config)}, options, environ=environ)
-    assert settings.runtime_options == {
-        "podman_socket": "/run/x.sock",
-        "kube_allow_host": True,
-        "docker_host": "unix:///d.sock",
-    }
+    settings = load_settings({"config": str(config), "metrics_address": ":9100"}, specs, environ=environ)
+    assert settings.runtime_settings("a", "runtime:podman").options == {"podman_socket": "/run/x.sock"}
+    assert settings.runtime_settings("a", "runtime:kube").options == {"kube_allow_host": True}
+    assert settings.runtime_settings("a", "runtime:docker").options == {"docker_host": "unix:///d.sock"}
+    assert settings.options_of("metrics") == {"metrics_address": ":9100"}
+
+
+def test_a_plugin_cannot_take_a_core_option_or_another_plugins_option() -> None:
+    specs, warnings = plugin_option_specs(
+        [
+            ("a", "Plugin a", [PluginOption("pull", "mine"), PluginOption("shared", "first")], "common"),
+            ("b", "Plugin b", [PluginOption("shared", "second")], "common"),
+        ]
+    )
+    assert [(spec.name, spec.owner) for spec in specs] == [("shared", "a")]
+    assert warnings == [
+        "Plugin a: option --pull is already the core's; ignored",
+        "Plugin b: option --shared is already Plugin a's; ignored",
+    ]
+
+
+def test_id_is_an_alias_of_identifier(tmp_path: Path) -> None:
+    assert load_settings({}, environ={"TINKLET_ID": "from-id"}).identifier == "from-id"
+    config = tmp_path / "c.yaml"
+    config.write_text("id: from-file\n")
+    assert load_settings({"config": str(config)}, environ={}).identifier == "from-file"
+    both = {"TINKLET_ID": "short", "TINKLET_IDENTIFIER": "long"}
+    assert load_settings({}, environ=both).identifier == "long"
 
 
 def test_bad_choice_names_the_option_and_the_choices() -> None:

@@ -1,4 +1,4 @@
-"""Wiring one run of tinklet: core plugins, the chosen runtime, a transport, the worker.
+"""Wiring one run of tinklet: core plugins, plugin options, the chosen runtime, a transport, the worker.
 
 The CLI parses and reports; this module builds and runs. Both entry points (serve a Tink
 server, run a workflow file) share the same runtime opening and worker.
@@ -9,19 +9,29 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import pluggy
 
 from tinklet_core.config import Settings
-from tinklet_core.errors import ActionInterrupted, ConfigError
-from tinklet_core.model import Event
-from tinklet_core.plugins import LoadedPlugins, find_runtime, open_runtime, register_builtin
+from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError
+from tinklet_core.model import Event, Outcome
+from tinklet_core.plugins import (
+    LoadedPlugins,
+    find_runtime,
+    find_transport,
+    open_runtime,
+    register_builtin,
+    unknown_hooks,
+)
 from tinklet_core.registry_auth import ConfiguredRegistryCredentials
 from tinklet_core.runtime import Runtime
 from tinklet_core.tls import CoreChannelCredentials, load_tls, verification_failure
 from tinklet_core.transports.base import Transport
-from tinklet_core.transports.workflow_file import WorkflowFileTransport
+from tinklet_core.transports.builtin import FILE_TRANSPORT
+from tinklet_core.transports.spec import TransportSettings
 from tinklet_core.worker import Worker, WorkerOptions
-from tinklet_core.workflow import Workflow
 
 LOCAL_AGENT = "local"
 log = logging.getLogger("tinklet")
@@ -36,10 +46,44 @@ def register_core_plugins(loaded: LoadedPlugins, settings: Settings) -> None:
 
 
 @contextmanager
+def configured_plugins(loaded: LoadedPlugins, settings: Settings) -> Iterator[None]:
+    """Call each plugin's ``tinklet_configure`` with only its own option values, register what
+    it returns for the run, and close those objects when the run ends."""
+    with ExitStack() as stack:
+        for impl in reversed(loaded.manager.hook.tinklet_configure.get_hookimpls()):
+            name = impl.plugin_name
+            try:
+                result = impl.function(options=dict(settings.options_of(name)))
+            except Exception as exc:
+                raise PluginError(f"{loaded.origin(name)}: configuring failed: {exc}") from None
+            if result is None:
+                continue
+            loaded.manager.register(result, name=f"configured:{name}")
+            stack.callback(_unregister_and_close, loaded.manager, result)
+            for hook in unknown_hooks(loaded.manager, result):
+                log.warning("%s: %r is not a tinklet hook; it is never called", loaded.origin(name), hook)
+        yield
+
+
+def _unregister_and_close(manager: pluggy.PluginManager, plugin: object) -> None:
+    manager.unregister(plugin)
+    close = getattr(plugin, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception as exc:
+            log.warning("closing %s failed: %s", type(plugin).__name__, exc)
+
+
+@contextmanager
 def opened_runtime(loaded: LoadedPlugins, settings: Settings, agent_id: str) -> Iterator[Runtime]:
     """Open the runtime named by ``settings.runtime`` and close it however the run ends."""
-    spec = find_runtime(loaded.manager, settings.runtime)
-    runtime = open_runtime(loaded.manager, spec, settings.runtime_settings(agent_id))
+    spec = find_runtime(loaded, settings.runtime)
+    runtime = open_runtime(loaded.manager, spec, settings.runtime_settings(agent_id, f"runtime:{spec.name}"))
+    for hook in unknown_hooks(loaded.manager, runtime):
+        log.warning(
+            "runtime %r implements %r, which is not a tinklet hook; it is never called", spec.name, hook
+        )
     try:
         yield runtime
     finally:
@@ -47,14 +91,34 @@ def opened_runtime(loaded: LoadedPlugins, settings: Settings, agent_id: str) -> 
         runtime.close()
 
 
+def execution_caller(manager: pluggy.PluginManager, runtime: Runtime) -> Callable[..., Outcome | None]:
+    """``tinklet_execute_action`` limited to its one owner, the opened runtime, and the hook
+    wrappers around it. Another plugin's plain implementation would take actions away from the
+    runtime the user chose: it is left out, with a warning."""
+    others = []
+    for impl in manager.hook.tinklet_execute_action.get_hookimpls():
+        if impl.plugin is runtime or impl.wrapper or impl.hookwrapper:
+            continue
+        log.warning(
+            "plugin %r implements tinklet_execute_action without wrapper=True; only the chosen runtime "
+            "runs actions, so it is ignored",
+            impl.plugin_name,
+        )
+        others.append(impl.plugin)
+    if not others:
+        return manager.hook.tinklet_execute_action  # type: ignore[no-any-return]
+    return manager.subset_hook_caller("tinklet_execute_action", remove_plugins=others)  # type: ignore[no-any-return]
+
+
 def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> Transport:
-    """The gRPC transport of ``--protocol`` to ``--tink`` for ``--identifier``, plain or TLS."""
+    """The transport chosen by ``--protocol`` to ``--tink`` for ``--identifier``, plain or TLS."""
     if not settings.tink:
         raise ConfigError("missing --tink HOST:PORT (or TINKLET_TINK, or 'tink' in the config file)")
     if not settings.identifier:
         raise ConfigError(
             "missing --identifier ID (or TINKLET_IDENTIFIER, or 'identifier' in the config file)"
         )
+    spec = find_transport(loaded, settings.protocol)
     credentials = None
     if settings.tls.enabled:
         tls = load_tls(settings.tls, stop, settings.max_backoff)  # bad files: one line, exit 2
@@ -64,22 +128,17 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
         credentials = loaded.manager.hook.tinklet_grpc_channel_credentials(tls=tls)
         if credentials is None:
             raise ConfigError("--tls is on but no plugin provided channel credentials")
-    # grpc loads only for server mode
-    from tinklet_core.transports.auto import AutoTransport
-    from tinklet_core.transports.grpc_v1 import GrpcV1Transport
-    from tinklet_core.transports.grpc_v2 import GrpcV2Transport
-
-    target, identifier, name = settings.tink, settings.identifier, settings.tls.server_name
-    if settings.protocol == "auto":
-        return AutoTransport.for_server(
-            target, identifier, credentials=credentials, cancelled=stop, server_name=name
+    return spec.factory(
+        TransportSettings(
+            target=settings.tink,
+            identifier=settings.identifier,
+            credentials=credentials,
+            server_name=settings.tls.server_name,
+            cancelled=stop,
+            max_backoff=settings.max_backoff,
+            options=settings.options_of(f"transport:{spec.name}"),
         )
-    if settings.protocol in ("v1", "v1-legacy"):
-        legacy = settings.protocol == "v1-legacy"
-        return GrpcV1Transport(
-            target, identifier, credentials=credentials, cancelled=stop, server_name=name, legacy=legacy
-        )
-    return GrpcV2Transport(target, identifier, credentials=credentials, cancelled=stop, server_name=name)
+    )
 
 
 def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> None:
@@ -88,28 +147,25 @@ def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> N
     Everything a user can get wrong (flags, runtime name, TLS files) is checked before the
     runtime is opened, so a typo never waits on a daemon.
     """
-    find_runtime(loaded.manager, settings.runtime)
+    find_runtime(loaded, settings.runtime)
     try:
         transport = server_transport(loaded, settings, stop)
     except ActionInterrupted:  # stopped while fetching the TLS CA
         return
     try:
-        with opened_runtime(loaded, settings, settings.identifier or ""):
+        with (
+            configured_plugins(loaded, settings),
+            opened_runtime(loaded, settings, settings.identifier or "") as runtime,
+        ):
             log.info(
-                "worker %s started: runtime %s, tink server %s%s",
+                "worker %s started: runtime %s, protocol %s, tink server %s%s",
                 settings.identifier,
                 settings.runtime,
+                settings.protocol,
                 settings.tink,
                 " (TLS)" if settings.tls.enabled else "",
             )
-            worker = Worker(
-                transport,
-                loaded.manager,
-                settings.runtime_settings(settings.identifier or ""),
-                stop,
-                WorkerOptions(max_backoff=settings.max_backoff),
-            )
-            worker.run()
+            _work(loaded, settings, runtime, transport, stop, settings.identifier or "", None)
     finally:
         transport.close()
 
@@ -117,20 +173,48 @@ def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> N
 def run_workflow(
     loaded: LoadedPlugins,
     settings: Settings,
-    workflow: Workflow,
+    workflow_file: str,
     stop: threading.Event,
-    on_final: Callable[[Event], None],
+    on_delivered: Callable[[Event], None],
 ) -> None:
-    """Run every action of ``workflow`` here, in order, until one does not succeed."""
-    transport = WorkflowFileTransport(workflow)
+    """Run every action of the workflow in ``workflow_file`` here, in order, until one does not
+    succeed, through the ``file`` transport."""
     agent_id = settings.identifier or LOCAL_AGENT
-    with opened_runtime(loaded, settings, agent_id):
-        worker = Worker(
-            transport,
-            loaded.manager,
-            settings.runtime_settings(agent_id),
-            stop,
-            WorkerOptions(max_backoff=settings.max_backoff),
-            on_final=on_final,
+    spec = find_transport(loaded, FILE_TRANSPORT)
+    find_runtime(loaded, settings.runtime)
+    transport = spec.factory(
+        TransportSettings(
+            target=workflow_file,
+            identifier=agent_id,
+            cancelled=stop,
+            max_backoff=settings.max_backoff,
+            options=settings.options_of(f"transport:{spec.name}"),
         )
-        worker.run()
+    )
+    try:
+        with configured_plugins(loaded, settings), opened_runtime(loaded, settings, agent_id) as runtime:
+            _work(loaded, settings, runtime, transport, stop, agent_id, on_delivered)
+    finally:
+        transport.close()
+
+
+def _work(
+    loaded: LoadedPlugins,
+    settings: Settings,
+    runtime: Runtime,
+    transport: Transport,
+    stop: threading.Event,
+    agent_id: str,
+    on_delivered: Callable[[Event], Any] | None,
+) -> None:
+    spec = find_runtime(loaded, settings.runtime)
+    worker = Worker(
+        transport,
+        loaded.manager,
+        settings.runtime_settings(agent_id, f"runtime:{spec.name}"),
+        stop,
+        WorkerOptions(max_backoff=settings.max_backoff),
+        on_delivered=on_delivered,
+        execute=execution_caller(loaded.manager, runtime),
+    )
+    worker.run()

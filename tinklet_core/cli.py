@@ -1,15 +1,19 @@
 """The ``tinklet`` command: the edge where settings are read, errors become one line, and logs start.
 
 ``tinklet [OPTIONS]`` works for a Tink server; ``tinklet run WORKFLOW.yaml`` runs a workflow file
-here; ``tinklet plugins list`` and ``tinklet version`` describe the installation. Options are
-built from data (the core's :data:`~tinklet_core.config.CORE_OPTIONS` and every runtime plugin's
-options), so a plugin's ``--podman-socket`` is a flag, an environment variable and a config key
-like the core's own. ``-p no:NAME`` / ``-p MODULE`` are read before the command line is built,
-because they decide which plugins (and so which options) exist.
+here; ``tinklet plugins list`` and ``tinklet version`` describe the installation. ``tinklet
+RUNTIME [OPTIONS]`` (``tinklet docker``, ``tinklet kube``) is the Go tinklet's spelling of
+``--runtime RUNTIME``, and its single-dash long flags (``-tink``, ``-identifier``, ``-id``…) are
+accepted. Options are built from data (the core's :data:`~tinklet_core.config.CORE_OPTIONS` and
+every plugin's), so a plugin's ``--podman-socket`` is a flag, an environment variable and a config
+key like the core's own, shown in ``--help`` under its plugin. ``-p no:NAME`` / ``-p MODULE`` are
+read (anywhere on the line) before the command line is built, because they decide which plugins,
+and so which options, exist.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -19,7 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 
@@ -31,18 +35,21 @@ from tinklet_core.config import (
     Settings,
     env_flag,
     load_settings,
-    runtime_option_specs,
+    plugin_option_specs,
 )
 from tinklet_core.errors import TinkletError
-from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Event, State
-from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, runtime_specs
-from tinklet_core.runtime import RuntimeOption
+from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, server_transport_names
 from tinklet_core.workflow import load_workflow
 
 EXIT_WORKFLOW_FAILED = 1
 EXIT_USAGE = 2
+COMMANDS = ("run", "plugins", "version")
 log = logging.getLogger("tinklet")
+
+
+class UsageError(Exception):
+    """Bad command-line input found before typer runs; ``str()`` is the one line to print."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -50,19 +57,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core prints handshake noise otherwise
     try:
-        blocked, extra = plugin_switches(args)
+        args = long_single_dash(args, _long_names(CORE_OPTIONS))
+        args, blocked, extra = plugin_switches(args)
         loaded = load_plugins(
             autoload=not env_flag(ENV_PREFIX + "DISABLE_PLUGIN_AUTOLOAD"),
             blocked=blocked,
             extra=[*extra, *_env_plugins()],
         )
-        runtime_options = [
-            option for _name, spec in runtime_specs(loaded.manager).values() for option in spec.options
-        ]
-    except TinkletError as exc:
+        core, plugin_specs, warnings = option_specs(loaded)
+        loaded.failures.extend(warnings)
+        args = long_single_dash(args, _long_names([*core, *plugin_specs]))
+    except (TinkletError, UsageError) as exc:
         _fail(str(exc))
     try:
-        build_app(loaded, runtime_options)(args=args, prog_name="tinklet")
+        build_app(loaded, core, plugin_specs)(args=args, prog_name="tinklet")
     except SystemExit:
         raise
     except Exception as exc:  # the last edge: a bug still gets one line, the traceback at debug
@@ -74,46 +82,145 @@ def _env_plugins() -> list[str]:
     return [name.strip() for name in os.environ.get(ENV_PREFIX + "PLUGINS", "").split(",") if name.strip()]
 
 
-def plugin_switches(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Blocked plugin names (``-p no:NAME``) and modules to load (``-p MODULE``) in ``args``."""
-    values = []
+def _long_names(specs: Sequence[OptionSpec]) -> dict[str, bool]:
+    """Every long option name (and alias), with whether it takes a value."""
+    names = {"plugin": True, "help": False}
+    for spec in specs:
+        for name in (spec.name, *spec.aliases):
+            names[name] = spec.kind is not bool
+            if spec.kind is bool:
+                names[f"no-{name}"] = False
+    return names
+
+
+def long_single_dash(args: Sequence[str], names: dict[str, bool]) -> list[str]:
+    """``-tink H:P`` becomes ``--tink H:P`` (the Go tinklet's flags) for every known long option
+    name, and a Go boolean ``-tls=false`` becomes ``--no-tls``; option values and everything
+    after ``--`` are left alone."""
+    result: list[str] = []
+    takes_value = False
     for index, arg in enumerate(args):
-        if arg in ("-p", "--plugin") and index + 1 < len(args):
+        if arg == "--":
+            return [*result, *args[index:]]
+        if takes_value:
+            result.append(arg)
+            takes_value = False
+            continue
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].partition("=")[0] in names:
+            arg = "-" + arg
+        name, equals, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if equals and names.get(name) is False and value.lower() in _GO_BOOLS:
+            arg = f"--{name}" if _GO_BOOLS[value.lower()] else f"--no-{name}"  # Go's -tls=true
+        elif arg.startswith("--") and not equals:
+            takes_value = names.get(name, False)
+        result.append(arg)
+    return result
+
+
+_GO_BOOLS = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
+
+
+def plugin_switches(args: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """Take ``-p``/``--plugin`` out of ``args`` wherever they are: returns the other arguments,
+    the blocked plugin names (``-p no:NAME``) and the modules to load (``-p MODULE``)."""
+    rest: list[str] = []
+    values: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg in ("-p", "--plugin"):
+            if index + 1 >= len(args) or not args[index + 1]:
+                raise UsageError(f"{arg} needs a value: no:NAME blocks a plugin, MODULE loads one")
             values.append(args[index + 1])
-        elif arg.startswith("--plugin="):
+            index += 2
+            continue
+        if arg.startswith(("--plugin=", "-p=")):
             values.append(arg.split("=", 1)[1])
-        elif arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
+        elif arg.startswith("-pno:"):
             values.append(arg[2:])
+        else:
+            rest.append(arg)
+        index += 1
     blocked = [value[3:] for value in values if value.startswith("no:")]
+    if any(not name for name in blocked):
+        raise UsageError("-p no: needs a plugin name (see 'tinklet plugins list')")
     extra = [value for value in values if not value.startswith("no:")]
-    return blocked, extra
+    return rest, blocked, extra
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+def option_specs(loaded: LoadedPlugins) -> tuple[list[OptionSpec], list[OptionSpec], list[str]]:
+    """The core's options (``--protocol`` narrowed to the installed transports) and every
+    plugin's, each owned and headed by its plugin, with warnings about refused names."""
+    protocols = tuple(server_transport_names(loaded))
+    default = (
+        "auto" if "auto" in protocols else ("v2" if "v2" in protocols or not protocols else protocols[0])
+    )
+    core = [
+        dataclasses.replace(spec, choices=protocols, default=default) if spec.name == "protocol" else spec
+        for spec in CORE_OPTIONS
+    ]
+    groups: list[tuple[str, str, Sequence[Any], str]] = []
+    seen: list[object] = []
+    for provided in loaded.runtimes.values():
+        if provided.spec in seen:
+            continue
+        seen.append(provided.spec)
+        heading = f"Runtime {provided.spec.name} ({_origin(loaded, provided.plugin)})"
+        groups.append((f"runtime:{provided.spec.name}", heading, provided.spec.options, "common"))
+    for transport in loaded.transports.values():
+        if transport.spec in seen:
+            continue
+        seen.append(transport.spec)
+        heading = f"Transport {transport.spec.name} ({_origin(loaded, transport.plugin)})"
+        groups.append((f"transport:{transport.spec.name}", heading, transport.spec.options, "worker"))
+    for plugin, options in loaded.options.items():
+        groups.append((plugin, f"Plugin {_origin(loaded, plugin)}", options, "common"))
+    specs, warnings = plugin_option_specs(groups)
+    return core, specs, warnings
+
+
+def _origin(loaded: LoadedPlugins, plugin: str) -> str:
+    dist, _version = loaded.distributions.get(plugin, ("", ""))
+    return dist if dist and dist != plugin else plugin
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     typer.echo(f"tinklet: error: {message}", err=True)
-    raise typer.Exit(code)
+    sys.exit(code)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
     parameters = []
     for spec in specs:
-        help_text = spec.help
+        help_text = _sentence(spec.help)
         if spec.choices:
             help_text += f" One of: {', '.join(spec.choices)}."
         if spec.default not in (None, (), False):
             help_text += f" Default: {spec.default}."
-        help_text += f" Env: {spec.env}."
+        help_text += f" Env: {', '.join(spec.env_names)}."
         annotation: Any
         metavar = "JSON" if spec.multiple else ("N" if spec.kind in (int, float) else "TEXT")
+        names = (spec.name, *spec.aliases)
         if spec.kind is bool:
             annotation = Optional[bool]  # noqa: UP045 - typer needs the Optional form at runtime
-            flags = (f"--{spec.name}/--no-{spec.name}",)
+            flags = tuple(f"--{name}/--no-{name}" for name in names)
         elif spec.multiple:
             annotation = Optional[list[str]]  # noqa: UP045
-            flags = (f"--{spec.name}",)
+            flags = tuple(f"--{name}" for name in names)
         else:  # numbers are converted by the config loader, which names the flag in its error
             annotation = Optional[str]  # noqa: UP045
-            flags = (f"--{spec.name}",)
+            flags = tuple(f"--{name}" for name in names)
         parameters.append(
             inspect.Parameter(
                 spec.key,
@@ -124,6 +231,7 @@ def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
                     help=help_text,
                     show_default=False,
                     metavar=None if spec.kind is bool else metavar,
+                    rich_help_panel=spec.heading,
                 ),
                 annotation=annotation,
             )
@@ -145,9 +253,11 @@ def _parameter(name: str, annotation: Any, default: Any = inspect.Parameter.empt
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -> typer.Typer:
+def build_app(
+    loaded: LoadedPlugins, core: Sequence[OptionSpec], plugin_specs: Sequence[OptionSpec]
+) -> typer.Typer:
     """The typer application for these plugins."""
-    specs = [*CORE_OPTIONS, *runtime_option_specs(runtime_options)]
+    specs = [*core, *plugin_specs]
     common = [spec for spec in specs if spec.scope == "common"]
     cli = typer.Typer(
         add_completion=False,
@@ -163,26 +273,32 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
         """Settings from the root command's flags, overridden by a subcommand's own."""
         merged = dict(root_flags or {})
         merged.update({key: value for key, value in flags.items() if value not in (None, [])})
-        settings = load_settings(merged, runtime_options)
+        settings = load_settings(merged, plugin_specs, core=core)
         _setup_logging(settings.loglevel)
         for warning in (*loaded.failures, *settings.warnings):
             log.warning(warning)
         application.register_core_plugins(loaded, settings)
         return settings
 
+    def serve(settings: Settings) -> None:
+        application.serve(loaded, settings, _stop_on_signals())
+        log.info("tinklet stopped")
+
     def root(ctx: typer.Context, plugin: list[str] | None = None, **flags: Any) -> None:
         ctx.obj = flags
         if ctx.invoked_subcommand is not None:
             return
         try:
-            settings = settings_for(ctx.obj, {})
-            application.serve(loaded, settings, _stop_on_signals())
-            log.info("tinklet stopped")
+            serve(settings_for(ctx.obj, {}))
         except TinkletError as exc:
             _fail(str(exc))
 
     plugin_option = typer.Option(
-        None, "-p", "--plugin", metavar="NAME", help="no:NAME blocks a plugin; MODULE loads one."
+        None,
+        "-p",
+        "--plugin",
+        metavar="NAME",
+        help="Block a plugin with no:NAME, or load a plugin module by its name; works anywhere on the line.",
     )
     root_fixed = [
         _parameter("ctx", typer.Context),
@@ -196,8 +312,7 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
             settings = settings_for(ctx.obj, flags)
             parsed = load_workflow(Path(workflow), agent_id=settings.identifier or application.LOCAL_AGENT)
             summary = RunSummary(len(parsed.actions))
-            loaded.manager.register(summary, name="run-summary")
-            application.run_workflow(loaded, settings, parsed, _stop_on_signals(), summary.record_final)
+            application.run_workflow(loaded, settings, workflow, _stop_on_signals(), summary.record)
         except TinkletError as exc:
             _fail(str(exc))
         typer.echo(summary.closing_line(parsed.workflow_id))
@@ -210,32 +325,35 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
     ]
     cli.command("run")(_with_options(run, run_fixed, common))
 
+    for runtime_name, provided in sorted(loaded.runtimes.items()):
+        if runtime_name in COMMANDS:
+            continue
+        cli.command(
+            runtime_name,
+            hidden=runtime_name != provided.spec.name,
+            help=f"Work for a Tink server on the {runtime_name} runtime (as --runtime {runtime_name}).",
+        )(
+            _with_options(
+                _runtime_command(runtime_name, settings_for, serve), [_parameter("ctx", typer.Context)], specs
+            )
+        )
+
     @plugins_cli.command("list")
     def plugins_list(
         ctx: typer.Context,
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """List loaded plugins: distribution, version, runtimes and the hooks they implement."""
+        """List plugins: distribution, version, runtimes, transports, options and hooks, and
+        the plugins that failed to load."""
         try:
             settings_for(ctx.find_root().obj, {})
         except TinkletError as exc:
             _fail(str(exc))
-        infos = describe_plugins(loaded)
         if as_json:
-            typer.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+            typer.echo(json.dumps(plugins_report(loaded), indent=2))
             return
-        rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "RUNTIMES", "HOOKS")]
-        rows += [
-            (i.name, i.distribution or "-", i.version or "-", ",".join(i.runtimes) or "-", ", ".join(i.hooks))
-            for i in infos
-        ]
-        widths = [max(len(row[col]) for row in rows) for col in range(4)]
-        for row in rows:
-            typer.echo(
-                "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
-                + "  "
-                + row[4]
-            )
+        for line in plugins_table(loaded):
+            typer.echo(line)
 
     @cli.command("version")
     def version() -> None:
@@ -246,6 +364,78 @@ def build_app(loaded: LoadedPlugins, runtime_options: Sequence[RuntimeOption]) -
                 typer.echo(f"{dist} {ver} (plugin {name})")
 
     return cli
+
+
+def _runtime_command(
+    name: str,
+    settings_for: Callable[[dict[str, Any] | None, dict[str, Any]], Settings],
+    serve: Callable[[Settings], None],
+) -> Callable[..., None]:
+    def command(ctx: typer.Context, **flags: Any) -> None:
+        try:
+            serve(settings_for(ctx.find_root().obj, {**flags, "runtime": name}))
+        except TinkletError as exc:
+            _fail(str(exc))
+
+    return command
+
+
+def plugins_report(loaded: LoadedPlugins) -> dict[str, Any]:
+    """What ``tinklet plugins list --json`` prints: plugins, runtimes, transports, failures."""
+
+    def specs(found: dict[str, Any]) -> list[dict[str, Any]]:
+        unique: dict[str, dict[str, Any]] = {}
+        for provided in found.values():
+            spec = provided.spec
+            unique.setdefault(
+                spec.name,
+                {
+                    "name": spec.name,
+                    "aliases": list(spec.aliases),
+                    "summary": spec.summary,
+                    "plugin": provided.plugin,
+                    "options": [f"--{option.name}" for option in spec.options],
+                },
+            )
+        return sorted(unique.values(), key=lambda entry: entry["name"])
+
+    return {
+        "plugins": [dataclasses.asdict(info) for info in describe_plugins(loaded)],
+        "runtimes": specs(loaded.runtimes),
+        "transports": specs(loaded.transports),
+        "failures": list(loaded.failures),
+    }
+
+
+def plugins_table(loaded: LoadedPlugins) -> list[str]:
+    """The text form of ``tinklet plugins list``."""
+    report = plugins_report(loaded)
+    lines = []
+    rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES", "HOOKS")]
+    for info in report["plugins"]:
+        provides = [f"runtime {name}" for name in info["runtimes"]]
+        provides += [f"transport {name}" for name in info["transports"]]
+        rows.append(
+            (info["name"], info["distribution"] or "-", info["version"] or "-",
+             ", ".join(provides) or "-", ", ".join(info["hooks"]))
+        )  # fmt: skip
+    widths = [max(len(row[col]) for row in rows) for col in range(4)]
+    for row in rows:
+        lines.append(
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        )
+    for kind in ("runtimes", "transports"):
+        lines.append("")
+        lines.append(f"{kind.upper()}")
+        for entry in report[kind]:
+            aliases = f" (alias {', '.join(entry['aliases'])})" if entry["aliases"] else ""
+            summary = f": {entry['summary']}" if entry["summary"] else ""
+            lines.append(f"  {entry['name']}{aliases}{summary}  [plugin {entry['plugin']}]")
+    if report["failures"]:
+        lines.append("")
+        lines.append("FAILURES")
+        lines.extend(f"  {failure}" for failure in report["failures"])
+    return lines
 
 
 def _core_version() -> str:
@@ -264,14 +454,11 @@ class RunSummary:
         self.total = total
         self.finals: list[Event] = []
 
-    @hookimpl
-    def tinklet_action_event(self, event: Event) -> None:
-        """Print RUNNING as it is reported (final states come through ``record_final``)."""
+    def record(self, event: Event) -> None:
+        """Print an event as it is delivered; keep the final ones."""
         if event.state is State.RUNNING:
             typer.echo(f"{'RUNNING':<8} {event.action.task_id}/{event.action.name}")
-
-    def record_final(self, event: Event) -> None:
-        """Print and keep a final state."""
+            return
         self.finals.append(event)
         duration = event.duration.total_seconds() if event.duration else 0.0
         detail = "" if event.state is State.SUCCESS else f": {event.message}"

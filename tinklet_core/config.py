@@ -1,9 +1,11 @@
 """Reading tinklet's settings, once, in one place.
 
-Every option (the core's and each runtime plugin's) is described once as an :class:`OptionSpec`
-and is then available as a flag ``--NAME``, an environment variable ``TINKLET_NAME`` and a key
-``name`` in the YAML config file. Precedence: flags > environment > config file > defaults.
-This module is the only one that reads the environment.
+Every option (the core's and each plugin's) is described once as an :class:`OptionSpec` and is
+then available as a flag ``--NAME``, an environment variable ``TINKLET_NAME`` and a key ``name``
+in the YAML config file. Precedence: flags > environment > config file > defaults. Each option
+has an *owner*: ``core``, or the plugin (runtime, transport) that declared it; a plugin's values
+are kept apart (:attr:`Settings.plugin_options`) and handed only to their owner. This module is
+the only one that reads the environment.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,19 +22,24 @@ import yaml
 
 from tinklet_core.errors import ConfigError
 from tinklet_core.model import RegistryCredentials
+from tinklet_core.options import PluginOption
 from tinklet_core.redaction import described_value, option_error
 from tinklet_core.registry_auth import normalise_registry
-from tinklet_core.runtime import Privilege, PullPolicy, RuntimeOption, RuntimeSettings
+from tinklet_core.runtime import Privilege, PullPolicy, RuntimeSettings
 from tinklet_core.tls import TlsSettings, ca_location
 
 ENV_PREFIX = "TINKLET_"
+CORE = "core"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One setting. ``scope`` is ``worker`` for options only the server loop uses."""
+    """One setting. ``scope`` is ``worker`` for options only the server loop uses. ``owner`` is
+    ``core`` or the plugin that declared it (``heading`` is how ``--help`` titles its group).
+    ``aliases`` are other long names (``id`` for ``identifier``), each with its own flag and
+    ``TINKLET_`` variable."""
 
     name: str
     help: str
@@ -42,6 +49,9 @@ class OptionSpec:
     choices: tuple[str, ...] = ()
     scope: str = "common"
     env_fallback: str | None = None
+    owner: str = CORE
+    heading: str = "Options"
+    aliases: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -53,6 +63,11 @@ class OptionSpec:
         """The environment variable that sets this option."""
         return ENV_PREFIX + self.key.upper()
 
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        """Every environment variable that sets this option, the main one first."""
+        return (self.env, *(ENV_PREFIX + alias.replace("-", "_").upper() for alias in self.aliases))
+
 
 CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -60,10 +75,17 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("tink", "Tink server address HOST:PORT.", scope="worker"),
     OptionSpec(
-        "identifier", "This worker's id (agent id / MAC) as the Tink server knows it.", scope="worker"
+        "identifier",
+        "This worker's id (agent id / MAC) as the Tink server knows it.",
+        scope="worker",
+        aliases=("id",),
     ),
     OptionSpec(
-        "protocol", "Tink protocol.", default="v2", choices=("v2", "v1", "v1-legacy", "auto"), scope="worker"
+        "protocol",
+        "The transport that talks to the Tink server (see 'tinklet plugins list').",
+        default="v2",
+        choices=("v2",),
+        scope="worker",
     ),
     OptionSpec(
         "tls",
@@ -112,16 +134,40 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
 )
 
 
-def runtime_option_specs(options: Iterable[RuntimeOption]) -> list[OptionSpec]:
-    """Turn runtime plugin options into option specs, skipping names the core already has."""
-    core = {spec.name for spec in CORE_OPTIONS}
-    specs: dict[str, OptionSpec] = {}
-    for option in options:
-        if option.name not in core:
-            specs[option.name] = OptionSpec(
-                option.name, option.help, option.kind, option.default, env_fallback=option.env_fallback
+def plugin_option_specs(
+    groups: Iterable[tuple[str, str, Sequence[PluginOption], str]],
+) -> tuple[list[OptionSpec], list[str]]:
+    """Turn plugin options into option specs: ``groups`` holds ``(owner, heading, options,
+    scope)`` for each plugin, runtime or transport. A name the core or an earlier owner already
+    has is refused: the warnings say which, naming both owners."""
+    taken: dict[str, str] = {}
+    for spec in CORE_OPTIONS:
+        for name in (spec.name, *spec.aliases):
+            taken[name] = "the core"
+    specs: list[OptionSpec] = []
+    warnings: list[str] = []
+    for owner, heading, options, scope in groups:
+        for option in options:
+            if option.name in taken:
+                if taken[option.name] != heading:
+                    warnings.append(
+                        f"{heading}: option --{option.name} is already {taken[option.name]}'s; ignored"
+                    )
+                continue
+            taken[option.name] = heading
+            specs.append(
+                OptionSpec(
+                    option.name,
+                    option.help,
+                    option.kind,
+                    option.default,
+                    scope=scope,
+                    env_fallback=option.env_fallback,
+                    owner=owner,
+                    heading=heading,
+                )
             )
-    return list(specs.values())
+    return specs, warnings
 
 
 @dataclass(frozen=True)
@@ -139,16 +185,21 @@ class Settings:
     pull_policy: PullPolicy = PullPolicy.MISSING
     privilege: Privilege = Privilege.PRIVILEGED
     max_backoff: float = 5.0
-    runtime_options: Mapping[str, Any] = field(default_factory=dict)
+    plugin_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
-    def runtime_settings(self, agent_id: str) -> RuntimeSettings:
-        """What a runtime factory (and each action) receives, for this worker's ``agent_id``."""
+    def options_of(self, owner: str) -> Mapping[str, Any]:
+        """The values of the options ``owner`` declared (keys with underscores), and no others."""
+        return self.plugin_options.get(owner, {})
+
+    def runtime_settings(self, agent_id: str, owner: str = "") -> RuntimeSettings:
+        """What a runtime factory (and each action) receives, for this worker's ``agent_id``:
+        the options of ``owner`` (the chosen runtime) only."""
         return RuntimeSettings(
             agent_id=agent_id,
             pull_policy=self.pull_policy,
             privilege=self.privilege,
-            options=self.runtime_options,
+            options=self.options_of(owner),
         )
 
 
@@ -167,16 +218,21 @@ def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str
 
 def load_settings(
     flags: Mapping[str, Any],
-    runtime_options: Iterable[RuntimeOption] = (),
+    plugin_specs: Sequence[OptionSpec] = (),
     environ: Mapping[str, str] | None = None,
+    core: Sequence[OptionSpec] = CORE_OPTIONS,
 ) -> Settings:
-    """Merge ``flags`` (``None`` = not given), the environment, the config file and defaults."""
+    """Merge ``flags`` (``None`` = not given), the environment, the config file and defaults.
+
+    ``plugin_specs`` come from :func:`plugin_option_specs`; ``core`` replaces the core's own
+    specs (the CLI narrows ``--protocol`` to the installed transports).
+    """
     environ = os.environ if environ is None else environ
-    extra = runtime_option_specs(runtime_options)
-    specs = [*CORE_OPTIONS, *extra]
+    extra = list(plugin_specs)
+    specs = [*core, *extra]
     config_path = flags.get("config") or environ.get(ENV_PREFIX + "CONFIG")
     file_values = read_config_file(Path(config_path)) if config_path else {}
-    known = {spec.key for spec in specs}
+    known = {key for spec in specs for key in (spec.key, *(a.replace("-", "_") for a in spec.aliases))}
     warnings = tuple(
         f"{config_path}: unknown setting {key!r} ignored" for key in file_values if key not in known
     )
@@ -200,9 +256,16 @@ def load_settings(
         pull_policy=PullPolicy(values["pull"]),
         privilege=Privilege(values["action_privilege"]),
         max_backoff=values["max_backoff"],
-        runtime_options={spec.key: values[spec.key] for spec in extra},
+        plugin_options=_by_owner(extra, values),
         warnings=warnings,
     )
+
+
+def _by_owner(specs: Iterable[OptionSpec], values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    owned: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        owned.setdefault(spec.owner, {})[spec.key] = values[spec.key]
+    return owned
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -226,12 +289,16 @@ def _resolve(
     spec: OptionSpec, flags: Mapping[str, Any], environ: Mapping[str, str], file_values: Mapping[str, Any]
 ) -> Any:
     flag = flags.get(spec.key)
+    env = next((name for name in spec.env_names if name in environ), None)
+    in_file = next(
+        (key for key in (spec.key, *(a.replace("-", "_") for a in spec.aliases)) if key in file_values), None
+    )
     if flag is not None and not (spec.multiple and not flag):
         value, origin = flag, f"--{spec.name}"
-    elif spec.env in environ:
-        value, origin = _from_env(spec, environ[spec.env]), spec.env
-    elif spec.key in file_values:
-        value, origin = file_values[spec.key], f"config key {spec.key!r}"
+    elif env is not None:
+        value, origin = _from_env(spec, environ[env]), env
+    elif in_file is not None:
+        value, origin = file_values[in_file], f"config key {in_file!r}"
     elif spec.env_fallback and environ.get(spec.env_fallback):
         value, origin = environ[spec.env_fallback], spec.env_fallback
     else:

@@ -57,3 +57,8 @@ class MalformedAction(TinkletError):
     def __init__(self, message: str, action: Action) -> None:
         super().__init__(message)
         self.action = action
+
+
+class ActionRefused(TinkletError):
+    """A plugin refused to run an action (a policy wrapper); the action is reported FAILED with
+    this message."""

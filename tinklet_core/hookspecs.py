@@ -1,7 +1,11 @@
 """The hooks tinklet calls, one typed stub each. Implement them with :data:`hookimpl`.
 
-Hook names carry the ``tinklet_`` prefix so stray methods never match by accident. Arguments are
-passed by name, so an implementation may accept only the ones it uses.
+Hook names carry the ``tinklet_`` prefix so stray methods never match by accident; a plugin that
+implements a name not listed here gets a warning naming it. Arguments are passed by name, so an
+implementation may accept only the ones it uses.
+
+Start-up hooks (``tinklet_runtimes``, ``tinklet_transports``, ``tinklet_options``) are called once
+per plugin, each plugin on its own, so one that raises is reported by name and skipped.
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     import grpc
 
-    from tinklet_core.model import Event, Outcome, RegistryCredentials
+    from tinklet_core.model import Action, Event, Outcome, RegistryCredentials
+    from tinklet_core.options import PluginOption
     from tinklet_core.runtime import ActionContext, RuntimeSpec, WorkflowEnvironment
     from tinklet_core.tls import TlsSettings
+    from tinklet_core.transports.spec import TransportSpec
 
 PROJECT = "tinklet"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -28,9 +37,47 @@ def tinklet_runtimes() -> list[RuntimeSpec]:
 
     Called by the core at start-up on every loaded plugin, to list runtimes and their options
     and to open the one named by ``--runtime``. Keep it cheap: import heavy client libraries in
-    the spec's factory, not here. Runtime names must be unique across plugins.
+    the spec's factory, not here. Runtime names must be unique across plugins: a name two
+    plugins claim cannot be chosen until one of them is blocked with ``-p no:NAME``.
     """
     raise NotImplementedError
+
+
+@hookspec
+def tinklet_transports() -> list[TransportSpec]:
+    """Return the transports this plugin provides (where actions come from, where status goes).
+
+    Called by the core at start-up on every loaded plugin, to list transports and their options
+    and to open the one named by ``--protocol`` (``tinklet run`` opens the one called ``file``).
+    The core's own transports are built-in plugins (``core-v2``, ``core-file``…). Keep it cheap:
+    import clients in the spec's factory. Names must be unique across plugins.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def tinklet_options() -> list[PluginOption]:
+    """Return the options of a plugin that is not a runtime or transport (those declare theirs
+    in their spec's ``options``).
+
+    Called by the core at start-up on every loaded plugin, before the command line is read. Each
+    option becomes a flag, a ``TINKLET_*`` variable and a config key, shown in ``--help`` under
+    the plugin's name; its value goes only to this plugin's :func:`tinklet_configure`. A name
+    the core or an earlier plugin already has is refused with a warning.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def tinklet_configure(options: Mapping[str, Any]) -> object | None:
+    """Receive this plugin's own option values (keys with underscores), once, at start-up.
+
+    Called by the core after settings are read and before any work starts, on each plugin that
+    implements it, with only the values of the options that plugin declared. Return an object
+    whose hook methods should run for the rest of this run (an exporter holding its server, for
+    example; it is registered as a plugin, and its ``close()``, if any, is called at exit), or
+    ``None``. Raising stops tinklet with the error's message.
+    """
 
 
 @hookspec
@@ -47,8 +94,22 @@ def tinklet_prepare_environment(environment: WorkflowEnvironment) -> None:
 def tinklet_cleanup_environment(environment: WorkflowEnvironment) -> None:
     """Remove what :func:`tinklet_prepare_environment` made.
 
-    Called by the worker when a workflow ends here (its last action ran, an action did not
-    succeed, another workflow started, or tinklet stops). Errors are logged, not fatal.
+    Called by the worker when it knows a workflow is over here: an action did not succeed,
+    an action of another workflow arrived, or tinklet stops (a workflow file also ends after its
+    last action). A Tink server does not tell a worker that it ran a workflow's last action, so
+    with a server this may come only when the next workflow starts or tinklet stops. Errors are
+    logged, not fatal.
+    """
+
+
+@hookspec(firstresult=True)
+def tinklet_rewrite_action(action: Action) -> Action | None:
+    """Return a changed copy of ``action`` to run instead (``dataclasses.replace``), or ``None``.
+
+    Called by the worker for each action after it reported RUNNING and before it runs: an image
+    mirror, a registry rewrite, extra environment. The first non-``None`` result wins. Ids are
+    kept from the original (status is reported for the action the server handed out); raising
+    fails the action with the error's message.
     """
 
 
@@ -56,9 +117,13 @@ def tinklet_cleanup_environment(environment: WorkflowEnvironment) -> None:
 def tinklet_execute_action(context: ActionContext) -> Outcome | None:
     """Run ``context.action`` and return its :class:`~tinklet_core.model.Outcome`.
 
-    Called by the worker for each action after it reported RUNNING. The opened runtime
-    implements it; the first non-``None`` result wins, so a wrapper plugin registered later may
-    take an action over (``None`` means "not mine"). The implementation pulls the image (per
+    Called by the worker for each action after it reported RUNNING. Execution has one owner:
+    only the opened runtime's implementation runs the action (another plugin's plain
+    implementation is ignored with a warning). Other plugins wrap it with a hook wrapper,
+    ``@hookimpl(wrapper=True)``, which runs around the runtime: code before ``yield`` sees the
+    context, ``outcome = yield`` gets the runtime's result (or raises its error), and the wrapper
+    returns the outcome, a different one, or raises :class:`~tinklet_core.errors.ActionRefused`
+    before yielding to refuse the action by policy. The implementation pulls the image (per
     ``context.settings.pull_policy``, with ``context.registry_credentials``), starts the action,
     streams each output line to ``context.output``, kills it at ``context.deadline`` (TIMEOUT),
     stops it when ``context.cancelled`` is set (raise ``ActionInterrupted``) and always removes
@@ -90,5 +155,8 @@ def tinklet_grpc_channel_credentials(tls: TlsSettings) -> grpc.ChannelCredential
 def tinklet_action_event(event: Event) -> None:
     """Observe every status event the worker reports (RUNNING and the final one).
 
-    Called after the transport accepted the event. For metrics and audit logs; must not block.
+    Called after the transport accepted the event, from a separate thread that takes events
+    from a queue, so a slow observer never slows an action or the worker (events arrive in
+    order; if observers fall a thousand events behind, new ones are dropped with a
+    warning). For metrics and audit logs. Errors are logged, not fatal.
     """

@@ -2,26 +2,46 @@
 
 Plugins are entry points in the ``tinklet`` group. Like pytest: ``-p no:NAME`` blocks one, and
 auto-loading can be switched off entirely (``TINKLET_DISABLE_PLUGIN_AUTOLOAD``), which is the
-way out when a broken plugin stops tinklet from starting. A plugin that fails to import is
-reported, not fatal.
+way out when a broken plugin stops tinklet from starting. Loading never lets one plugin stop
+tinklet: a plugin that fails to import, whose start-up hook raises, that claims a name another
+plugin has, or that implements an unknown hook becomes a *failure*, a one-line warning naming the
+plugin and its distribution (and an entry in ``tinklet plugins list --json``). Only asking for
+something that cannot be had (an unknown or disputed runtime, a ``-p MODULE`` that does not
+import) is an error.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import inspect
-from collections.abc import Iterable
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, Generic, TypeVar
 
 import pluggy
 
 from tinklet_core import hookspecs
 from tinklet_core.errors import PluginError
+from tinklet_core.options import PluginOption
 from tinklet_core.runtime import Runtime, RuntimeSettings, RuntimeSpec
+from tinklet_core.transports.builtin import BUILTIN_TRANSPORTS, BuiltinTransport
+from tinklet_core.transports.spec import TransportSpec
 
 ENTRY_POINT_GROUP = "tinklet"
+RUNTIME_PREFIX = "runtime:"
+CORE_PLUGIN_NAMES = ("core-registry", "core-tls")
 _IMPL_MARKER = f"{hookspecs.PROJECT}_impl"
+_StartupHook = Callable[[], Any]
+SpecT = TypeVar("SpecT", RuntimeSpec, TransportSpec)
+
+
+@dataclass(frozen=True)
+class Provided(Generic[SpecT]):
+    """A runtime or transport spec with the plugin that provides it."""
+
+    plugin: str
+    spec: SpecT
 
 
 @dataclass(frozen=True)
@@ -33,15 +53,33 @@ class PluginInfo:
     version: str
     hooks: tuple[str, ...]
     runtimes: tuple[str, ...]
+    transports: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
 
 @dataclass
 class LoadedPlugins:
-    """The plugin manager with what loading found: plugin origins and the failures."""
+    """The plugin manager with what loading found.
+
+    ``runtimes`` and ``transports`` map every name and alias to its provider; ``disputed`` maps
+    a name two plugins claim to the message that explains it; ``options`` lists each plugin's
+    own options (``tinklet_options``); ``failures`` are one-line warnings, each naming a plugin.
+    """
 
     manager: pluggy.PluginManager
     distributions: dict[str, tuple[str, str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    blocked: tuple[str, ...] = ()
+    runtimes: dict[str, Provided[RuntimeSpec]] = field(default_factory=dict)
+    transports: dict[str, Provided[TransportSpec]] = field(default_factory=dict)
+    disputed: dict[str, str] = field(default_factory=dict)
+    options: dict[str, tuple[PluginOption, ...]] = field(default_factory=dict)
+
+    def origin(self, plugin: str) -> str:
+        """``'NAME' (distribution DIST VERSION)``: how messages name a plugin."""
+        dist, version = self.distributions.get(plugin, ("", ""))
+        where = f" (distribution {dist} {version})" if dist else ""
+        return f"plugin {plugin!r}{where}"
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -54,75 +92,195 @@ def new_plugin_manager() -> pluggy.PluginManager:
 def load_plugins(
     *, autoload: bool = True, blocked: Iterable[str] = (), extra: Iterable[str] = ()
 ) -> LoadedPlugins:
-    """Register the modules named in ``extra`` and, unless ``autoload`` is off, every
-    ``tinklet`` entry point. ``blocked`` names plugins that must not be registered.
+    """Register the core's built-in transports, the modules named in ``extra`` and, unless
+    ``autoload`` is off, every ``tinklet`` entry point; then collect what they provide.
 
-    ``extra`` is how ``-p MODULE`` and ``TINKLET_PLUGINS`` load a plugin that is not installed
-    as a distribution (a plugin under development, a test runtime).
+    ``blocked`` names plugins that must not be registered. ``extra`` is how ``-p MODULE`` and
+    ``TINKLET_PLUGINS`` load a plugin that is not installed as a distribution (a plugin under
+    development, a test runtime); one that does not import is a :class:`PluginError`.
     """
     manager = new_plugin_manager()
-    loaded = LoadedPlugins(manager)
-    for name in blocked:
+    loaded = LoadedPlugins(manager, blocked=tuple(blocked))
+    for name in loaded.blocked:
         manager.set_blocked(name)
+    known = {*CORE_PLUGIN_NAMES}
+    for name, spec in BUILTIN_TRANSPORTS:
+        known.add(name)
+        register_builtin(loaded, BuiltinTransport(spec), name)
     for module_name in extra:
+        known.add(module_name)
         if manager.is_blocked(module_name) or manager.has_plugin(module_name):
             continue
         try:
-            manager.register(importlib.import_module(module_name), name=module_name)
-        except ImportError as exc:
-            raise PluginError(f"cannot load plugin module {module_name!r}: {exc}") from None
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise PluginError(f"-p {module_name}: cannot import the plugin module: {_line(exc)}") from None
         loaded.distributions[module_name] = ("", "")
-    if not autoload:
-        return loaded
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if manager.is_blocked(entry_point.name) or manager.has_plugin(entry_point.name):
-            continue
-        try:
-            plugin = entry_point.load()
-            manager.register(plugin, name=entry_point.name)
-        except Exception as exc:  # a broken third-party plugin must not stop tinklet
-            loaded.failures.append(f"plugin {entry_point.name!r} failed to load: {exc}")
-            continue
-        dist = entry_point.dist
-        if dist is not None:
-            loaded.distributions[entry_point.name] = (dist.name, dist.version)
+        _register(loaded, module, module_name)
+    if autoload:
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            known.add(entry_point.name)
+            if manager.is_blocked(entry_point.name) or manager.has_plugin(entry_point.name):
+                continue
+            dist = entry_point.dist
+            loaded.distributions[entry_point.name] = (dist.name, dist.version) if dist else ("", "")
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:  # a broken third-party plugin must not stop tinklet
+                loaded.failures.append(f"{loaded.origin(entry_point.name)} failed to load: {_line(exc)}")
+                continue
+            _register(loaded, plugin, entry_point.name)
+    for name in loaded.blocked:
+        if name not in known:
+            loaded.failures.append(f"-p no:{name}: no plugin is called {name!r}; nothing was blocked")
+    _collect(loaded)
     return loaded
 
 
-def _version_of(distribution: str) -> str:
+def _register(loaded: LoadedPlugins, plugin: object, name: str) -> None:
     try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+        loaded.manager.register(plugin, name=name)
+    except Exception as exc:  # pluggy refuses bad hook signatures
+        loaded.failures.append(f"{loaded.origin(name)} was not loaded: {_line(exc)}")
+        return
+    for hook in unknown_hooks(loaded.manager, plugin):
+        loaded.failures.append(
+            f"{loaded.origin(name)} implements {hook!r}, which is not a tinklet hook; it is never called"
+        )
+
+
+def unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    """The hooks ``plugin`` implements that tinklet does not define (misspellings)."""
+    return sorted(
+        caller.name
+        for caller in manager.get_hookcallers(plugin) or ()
+        if not caller.has_spec()
+        and not all(impl.optionalhook for impl in caller.get_hookimpls() if impl.plugin is plugin)
+    )
+
+
+def _line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def _call_each(loaded: LoadedPlugins, hook: str) -> Iterable[tuple[str, list[Any]]]:
+    """Call a start-up hook on each plugin on its own, so a plugin that raises (or returns
+    something that is not a list) is reported by name and skipped rather than stopping tinklet.
+    Returns ``(plugin name, result)`` in pluggy's call order."""
+    caller = getattr(loaded.manager.hook, hook)
+    for impl in reversed(caller.get_hookimpls()):
+        try:
+            result = impl.function()
+        except Exception as exc:
+            loaded.failures.append(f"{loaded.origin(impl.plugin_name)}: {hook}() raised {_line(exc)}")
+            continue
+        if result is None:
+            continue
+        if not isinstance(result, (list, tuple)):
+            loaded.failures.append(
+                f"{loaded.origin(impl.plugin_name)}: {hook}() returned {type(result).__name__}, not a list"
+            )
+            continue
+        yield impl.plugin_name, list(result)
+
+
+def _collect(loaded: LoadedPlugins) -> None:
+    for plugin, specs in _call_each(loaded, "tinklet_runtimes"):
+        _add_specs(loaded, plugin, specs, RuntimeSpec, loaded.runtimes, "runtime")
+    for plugin, specs in _call_each(loaded, "tinklet_transports"):
+        _add_specs(loaded, plugin, specs, TransportSpec, loaded.transports, "transport")
+    for plugin, options in _call_each(loaded, "tinklet_options"):
+        good = tuple(option for option in options if isinstance(option, PluginOption))
+        if len(good) != len(options):
+            loaded.failures.append(
+                f"{loaded.origin(plugin)}: tinklet_options() must return PluginOption records"
+            )
+        loaded.options[plugin] = good
+
+
+def _add_specs(
+    loaded: LoadedPlugins,
+    plugin: str,
+    specs: list[Any],
+    kind: type[SpecT],
+    found: dict[str, Provided[SpecT]],
+    what: str,
+) -> None:
+    for spec in specs:
+        if not isinstance(spec, kind):
+            loaded.failures.append(
+                f"{loaded.origin(plugin)}: tinklet_{what}s() returned {type(spec).__name__}, "
+                f"not a {kind.__name__}"
+            )
+            continue
+        typed: SpecT = spec
+        for name in (typed.name, *typed.aliases):
+            previous = found.get(name)
+            if previous is None or previous.spec is typed:
+                found[name] = Provided(plugin, typed)
+                continue
+            message = (
+                f"{what} {name!r} is provided by both {loaded.origin(previous.plugin)} and "
+                f"{loaded.origin(plugin)}; block one with -p no:NAME"
+            )
+            loaded.disputed[f"{what}:{name}"] = message
+            loaded.failures.append(message)
 
 
 def runtime_specs(manager: pluggy.PluginManager) -> dict[str, tuple[str, RuntimeSpec]]:
-    """Every runtime the loaded plugins provide, by name and alias, with the plugin's name.
+    """Every runtime the plugins registered with ``manager`` provide, by name and alias, with
+    the plugin's name (for callers that hold only a manager). Failures are not reported here."""
+    loaded = LoadedPlugins(manager)
+    for plugin, specs in _call_each(loaded, "tinklet_runtimes"):
+        _add_specs(loaded, plugin, specs, RuntimeSpec, loaded.runtimes, "runtime")
+    return {name: (provided.plugin, provided.spec) for name, provided in loaded.runtimes.items()}
 
-    Two plugins claiming one name is an error naming both.
+
+def find_runtime(loaded: LoadedPlugins | pluggy.PluginManager, name: str) -> RuntimeSpec:
+    """The runtime called ``name`` (or an alias of it).
+
+    A name two plugins claim, or one no plugin provides, is a :class:`PluginError` that lists
+    the installed runtimes and the blocked plugins.
     """
-    found: dict[str, tuple[str, RuntimeSpec]] = {}
-    for impl in manager.hook.tinklet_runtimes.get_hookimpls():
-        specs = cast("list[RuntimeSpec]", impl.function() or [])
-        for spec in specs:
-            for name in (spec.name, *spec.aliases):
-                if name in found and found[name][1] is not spec:
-                    raise PluginError(
-                        f"runtime {name!r} is provided by both {found[name][0]!r} and "
-                        f"{impl.plugin_name!r}; block one with -p no:NAME"
-                    )
-                found[name] = (impl.plugin_name, spec)
-    return found
+    if isinstance(loaded, pluggy.PluginManager):
+        loaded = _recollect(loaded)
+    return _find(loaded, name, loaded.runtimes, "runtime", "install tinklet-docker, for example")
 
 
-def find_runtime(manager: pluggy.PluginManager, name: str) -> RuntimeSpec:
-    """The runtime called ``name`` (or an alias of it); an unknown name lists the installed ones."""
-    specs = runtime_specs(manager)
-    if name in specs:
-        return specs[name][1]
-    installed = sorted({spec.name for _plugin, spec in specs.values()})
-    choices = ", ".join(installed) if installed else "none (install tinklet-docker, for example)"
-    raise PluginError(f"unknown runtime {name!r}; installed runtimes: {choices}")
+def find_transport(loaded: LoadedPlugins, name: str) -> TransportSpec:
+    """The transport called ``name`` (``--protocol``), like :func:`find_runtime`."""
+    return _find(loaded, name, loaded.transports, "transport", "every built-in transport is blocked")
+
+
+def _recollect(manager: pluggy.PluginManager) -> LoadedPlugins:
+    loaded = LoadedPlugins(manager)
+    _collect(loaded)
+    return loaded
+
+
+def _find(loaded: LoadedPlugins, name: str, found: dict[str, Provided[SpecT]], what: str, hint: str) -> SpecT:
+    if f"{what}:{name}" in loaded.disputed:
+        raise PluginError(loaded.disputed[f"{what}:{name}"])
+    if name in found:
+        return found[name].spec
+    installed = sorted({provided.spec.name for provided in found.values()})
+    choices = ", ".join(installed) if installed else f"none ({hint})"
+    message = f"unknown {what} {name!r}; installed {what}s: {choices}"
+    if name in loaded.blocked:
+        message = f"{what} {name!r} is not available: plugin {name!r} is blocked with -p no:{name}"
+    elif loaded.blocked:
+        message += f" (blocked plugins: {', '.join(loaded.blocked)})"
+    raise PluginError(message)
+
+
+def server_transport_names(loaded: LoadedPlugins) -> list[str]:
+    """Names and aliases of the transports ``--protocol`` can choose (all but ``file``)."""
+    from tinklet_core.transports.builtin import FILE_TRANSPORT
+
+    return sorted(
+        name for name, provided in loaded.transports.items() if provided.spec.name != FILE_TRANSPORT
+    )
 
 
 def register_builtin(loaded: LoadedPlugins, plugin: object, name: str) -> None:
@@ -133,32 +291,41 @@ def register_builtin(loaded: LoadedPlugins, plugin: object, name: str) -> None:
     loaded.distributions[name] = ("tinklet", _version_of("tinklet"))
 
 
+def _version_of(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def open_runtime(manager: pluggy.PluginManager, spec: RuntimeSpec, settings: RuntimeSettings) -> Runtime:
     """Build the chosen runtime and register it, so its hook methods run for every action."""
     runtime = spec.factory(settings)
-    manager.register(runtime, name=f"runtime:{spec.name}")
+    manager.register(runtime, name=f"{RUNTIME_PREFIX}{spec.name}")
     return runtime
 
 
 def describe_plugins(loaded: LoadedPlugins) -> list[PluginInfo]:
-    """The loaded plugins with distribution, version, runtimes and implemented hooks.
+    """The loaded plugins with distribution, version, runtimes, transports, options and hooks.
 
-    A runtime's hooks are read from its factory class without opening it, so listing never
-    connects to a daemon or imports a heavy client.
+    A runtime's hooks are read from its factory class (or a function factory's annotated return
+    type) without opening it, so listing never connects to a daemon or imports a heavy client.
     """
     manager = loaded.manager
-    runtimes_by_plugin: dict[str, list[RuntimeSpec]] = {}
-    for plugin_name, spec in runtime_specs(manager).values():
-        specs = runtimes_by_plugin.setdefault(plugin_name, [])
-        if spec not in specs:
-            specs.append(spec)
     infos = []
     for name, plugin in manager.list_name_plugin():
-        if plugin is None or name.startswith("runtime:"):
+        if plugin is None or name.startswith(RUNTIME_PREFIX):
             continue
+        runtimes = _unique(p.spec for p in loaded.runtimes.values() if p.plugin == name)
+        transports = _unique(p.spec for p in loaded.transports.values() if p.plugin == name)
         hooks = {caller.name for caller in manager.get_hookcallers(plugin) or ()}
-        for spec in runtimes_by_plugin.get(name, ()):
-            hooks |= set(_class_hooks(spec.factory))
+        for spec in runtimes:
+            hooks |= set(factory_hooks(spec.factory))
+        options = [
+            *loaded.options.get(name, ()),
+            *(option for spec in runtimes for option in spec.options),
+            *(option for transport in transports for option in transport.options),
+        ]
         dist, version = loaded.distributions.get(name, ("", ""))
         infos.append(
             PluginInfo(
@@ -166,17 +333,35 @@ def describe_plugins(loaded: LoadedPlugins) -> list[PluginInfo]:
                 distribution=dist,
                 version=version,
                 hooks=tuple(sorted(hooks)),
-                runtimes=tuple(spec.name for spec in runtimes_by_plugin.get(name, ())),
+                runtimes=tuple(spec.name for spec in runtimes),
+                transports=tuple(spec.name for spec in transports),
+                options=tuple(f"--{option.name}" for option in options),
             )
         )
     return infos
 
 
-def _class_hooks(factory: object) -> list[str]:
-    if not inspect.isclass(factory):
+def _unique(specs: Iterable[SpecT]) -> list[SpecT]:
+    unique: list[SpecT] = []
+    for spec in specs:
+        if spec not in unique:
+            unique.append(spec)
+    return unique
+
+
+def factory_hooks(factory: object) -> list[str]:
+    """The hooks a runtime factory's objects implement: read from the class, or from a function
+    factory's return annotation. Never calls the factory."""
+    cls = factory
+    if not inspect.isclass(cls):
+        try:
+            cls = typing.get_type_hints(factory).get("return")
+        except Exception:  # an annotation that cannot be resolved: nothing to show
+            return []
+    if not inspect.isclass(cls):
         return []
     return [
         name
-        for name, member in inspect.getmembers(factory)
+        for name, member in inspect.getmembers(cls)
         if name.startswith(f"{hookspecs.PROJECT}_") and hasattr(member, _IMPL_MARKER)
     ]

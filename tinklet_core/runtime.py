@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tinklet_core.model import Action, RegistryCredentials
+from tinklet_core.options import PluginOption
 
 
 class PullPolicy(enum.Enum):
@@ -44,18 +45,8 @@ class Privilege(enum.Enum):
     NONE = "none"
 
 
-@dataclass(frozen=True)
-class RuntimeOption:
-    """One runtime-specific setting, offered as ``--NAME``, ``TINKLET_NAME`` and ``name:`` in the
-    config file, like every core option. ``kind`` is ``str``, ``int``, ``float`` or ``bool``.
-    ``env_fallback`` names a conventional variable (``DOCKER_HOST``, ``KUBECONFIG``) read after
-    the config file and before the default."""
-
-    name: str
-    help: str
-    kind: type = str
-    default: Any = None
-    env_fallback: str | None = None
+RuntimeOption = PluginOption
+"""A runtime's setting: the same record every plugin uses to declare an option."""
 
 
 class Runtime(Protocol):
@@ -73,6 +64,8 @@ class RuntimeSettings:
     pull_policy: PullPolicy = PullPolicy.MISSING
     privilege: Privilege = Privilege.PRIVILEGED
     options: Mapping[str, Any] = field(default_factory=dict)
+    """The values of this runtime's own :attr:`RuntimeSpec.options` (keys with underscores),
+    and nothing else."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +74,8 @@ class RuntimeSpec:
 
     ``factory`` is called only when this runtime is chosen; it must fail with
     :class:`tinklet_core.errors.RuntimeUnavailable` when its daemon or API cannot be reached.
+    Make it a class (or annotate the function's return type with one) so ``tinklet plugins
+    list`` can show the runtime's hooks without opening it.
     """
 
     name: str

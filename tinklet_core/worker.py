@@ -10,6 +10,7 @@ server serves the action again to the next worker that asks.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 
 import pluggy
 
-from tinklet_core.errors import ActionInterrupted, MalformedAction, TransportError
+from tinklet_core.errors import ActionInterrupted, ActionRefused, MalformedAction, TransportError
 from tinklet_core.model import Action, Event, Outcome, RegistryCredentials, State
+from tinklet_core.observers import EventDispatcher
 from tinklet_core.runtime import ActionContext, RuntimeSettings, WorkflowEnvironment, image_registry
 from tinklet_core.runtime_helpers import one_line
 from tinklet_core.transports.base import Transport
@@ -115,8 +117,11 @@ def _now() -> dt.datetime:
 class Worker:
     """Runs actions from one transport on the opened runtime until ``stop`` is set.
 
-    ``on_final`` is called with every final event once the transport accepted it (``tinklet
-    run`` uses it for its summary). Hooks are called through ``manager``.
+    ``on_delivered`` is called, in the worker's thread, with every event the transport
+    accepted (``tinklet run`` prints its progress with it). Hooks are called through
+    ``manager``; ``execute`` replaces ``manager.hook.tinklet_execute_action`` (the app passes a
+    caller limited to the opened runtime and the wrappers). Observers
+    (``tinklet_action_event``) are called from an :class:`EventDispatcher` thread.
     """
 
     def __init__(
@@ -126,19 +131,22 @@ class Worker:
         settings: RuntimeSettings,
         stop: threading.Event,
         options: WorkerOptions | None = None,
-        on_final: Callable[[Event], None] | None = None,
+        on_delivered: Callable[[Event], None] | None = None,
         log: logging.Logger | None = None,
+        execute: Callable[..., Outcome | None] | None = None,
     ) -> None:
         self._transport = transport
         self._hook = manager.hook
         self._settings = settings
         self._stop = stop
         self._options = options or WorkerOptions()
-        self._on_final = on_final
+        self._on_delivered = on_delivered
+        self._execute_hook = execute or self._hook.tinklet_execute_action
         self._log = log or logging.getLogger("tinklet.worker")
         self._backoff = Backoff(self._options.min_backoff, self._options.max_backoff)
         self._status = StatusLog(self._log)
         self._environment: WorkflowEnvironment | None = None
+        self._events = EventDispatcher(self._observe, self._log)
 
     def run(self) -> None:
         """Loop until ``stop`` is set or the transport is exhausted."""
@@ -154,6 +162,7 @@ class Worker:
                 self._handle(action)
         finally:
             self._end_workflow()
+            self._events.close()
 
     def _next_action(self) -> Action | None:
         try:
@@ -186,7 +195,14 @@ class Worker:
             self._report_final(action, Outcome(State.FAILED, reason=reason), [], started)
             self._end_workflow()
             return
-        result = self._execute_with_retries(action)
+        try:
+            runnable = self._rewritten(action)
+        except Exception as exc:
+            reason = f"rewriting the action failed: {one_line(exc)}"
+            self._report_final(action, Outcome(State.FAILED, reason=reason), [], started)
+            self._end_workflow()
+            return
+        result = self._execute_with_retries(runnable)
         if result is None:  # interrupted by shutdown: the server will serve it again
             self._log.info("%s: stopped by shutdown; no final state reported", action.label)
             return
@@ -194,6 +210,22 @@ class Worker:
         self._report_final(action, outcome, tail, started)
         if outcome.state is not State.SUCCESS:
             self._end_workflow()
+
+    def _rewritten(self, action: Action) -> Action:
+        """The action as ``tinklet_rewrite_action`` changed it, with the server's ids kept."""
+        changed: Action | None = self._hook.tinklet_rewrite_action(action=action)
+        if changed is None or changed == action:
+            return action
+        changed = dataclasses.replace(
+            changed,
+            workflow_id=action.workflow_id,
+            task_id=action.task_id,
+            action_id=action.action_id,
+            agent_id=action.agent_id,
+        )
+        if changed.image != action.image:
+            self._log.info("%s: image rewritten to %s", action.label, changed.image)
+        return changed
 
     def _execute_with_retries(self, action: Action) -> tuple[Outcome, list[str]] | None:
         attempts = action.retries + 1
@@ -222,9 +254,11 @@ class Worker:
             log=self._log,
         )
         try:
-            outcome = self._hook.tinklet_execute_action(context=context)
+            outcome = self._execute_hook(context=context)
         except ActionInterrupted:
             raise
+        except ActionRefused as exc:
+            return Outcome(State.FAILED, reason=f"refused: {one_line(exc)}")
         except Exception as exc:  # a runtime bug or a dead daemon fails the action, not the worker
             return Outcome(State.FAILED, reason=f"runtime error: {one_line(exc)}")
         if outcome is None:
@@ -243,8 +277,7 @@ class Worker:
             self._log.info("%s: SUCCESS", action.label)
         else:
             self._log.error("%s: %s (%s)", action.label, outcome.state.value, event.message)
-        if self._deliver(event) and self._on_final is not None:
-            self._on_final(event)
+        self._deliver(event)
 
     def _deliver(self, event: Event) -> bool:
         """Send ``event`` until accepted; False when it never can be or tinklet is stopping."""
@@ -265,14 +298,13 @@ class Worker:
                 self._stop.wait(backoff.next_delay())
                 continue
             status.clear(recovered=f"{event.action.label}: {event.state.value} delivered")
-            self._observe(event)
+            if self._on_delivered is not None:
+                self._on_delivered(event)
+            self._events.publish(event)
             return True
 
     def _observe(self, event: Event) -> None:
-        try:
-            self._hook.tinklet_action_event(event=event)
-        except Exception as exc:
-            self._log.warning("an event observer failed: %s", one_line(exc))
+        self._hook.tinklet_action_event(event=event)
 
     def _enter_workflow(self, action: Action) -> None:
         current = self._environment

@@ -11,23 +11,29 @@ inherited tests) and say how to reach their runtime::
             ...  # ids of objects labelled tinklet.action that still exist
 
 The first group of tests opens the runtime through the plugin manager (as ``tinklet --runtime``
-does) and runs single actions; the second runs ``python -m tinklet_core`` as a real worker
-process against the in-process test Tink server (:mod:`tinklet_core.testing.tink_server`) and
-against a workflow file. The image must be busybox-like: ``sh``, ``echo``, ``sleep``, ``cat``,
-``env``, ``ls``, ``seq``.
+does) and runs single actions: output, env, mounts, exit codes, deadlines, shutdown (and that no
+process or container survives it), labels, privilege, pull policy and registry credentials; the
+second runs ``python -m tinklet_core`` as a real worker process against the in-process test Tink
+server (:mod:`tinklet_core.testing.tink_server`) and against a workflow file. The image must be
+busybox-like: ``sh``, ``echo``, ``sleep``, ``cat``, ``env``, ``ls``, ``seq``, ``grep``.
+
+Installing tinklet also gives the same suite without writing a class: ``pytest
+--tinklet-runtime NAME`` (see :mod:`tinklet_core.testing.pytest_plugin`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,15 +41,49 @@ import pytest
 import yaml
 
 from tinklet_core.errors import ActionInterrupted
-from tinklet_core.model import Action, Outcome, State, Volume
+from tinklet_core.model import Action, Outcome, RegistryCredentials, State, Volume
 from tinklet_core.plugins import find_runtime, load_plugins, open_runtime
-from tinklet_core.runtime import ActionContext, Runtime, RuntimeSettings
+from tinklet_core.runtime import ActionContext, Privilege, PullPolicy, Runtime, RuntimeSettings
+from tinklet_core.testing.pytest_plugin import not_applicable
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
 
 #: Unique per test session: opening a runtime removes its agent's leftovers, so two sessions
 #: sharing one daemon must not share an agent id.
 AGENT = f"suite-{uuid.uuid4().hex[:8]}"
+
+
+CAP_SYS_ADMIN = 21
+SUITE_LOGIN = RegistryCredentials("suite-registry", "suite-user", "suite-password")
+
+
+class SilentRegistry:
+    """A loopback port that counts the connections made to it: an image registry that never
+    answers, so a pull from ``HOST:PORT/…`` fails fast and the suite can see whether one was tried."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.1)
+        self.host = f"127.0.0.1:{self._socket.getsockname()[1]}"
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._stop.set()
+        self._thread.join(2)
+        self._socket.close()
 
 
 def make_action(image: str, command: list[str], **fields: Any) -> Action:
@@ -71,6 +111,13 @@ class RuntimeBehaviourSuite:
     host_namespaces: ClassVar[bool] = True
     #: False for runtimes without host bind mounts by default.
     host_volumes: ClassVar[bool] = True
+    #: False when the runtime's test environment never contacts a registry (a test double
+    #: whose nodes pull nothing); the credential request is still checked.
+    pulls_from_registries: ClassVar[bool] = True
+
+    def plugin_modules(self) -> list[str]:
+        """Plugin modules to load besides the installed entry points (``-p MODULE``)."""
+        return []
 
     def runtime_options(self) -> dict[str, Any]:
         """Options for the runtime, as ``settings.options`` (override as needed)."""
@@ -90,39 +137,72 @@ class RuntimeBehaviourSuite:
 
     # -- fixtures ---------------------------------------------------------------------------
 
-    @pytest.fixture
-    def runtime(self) -> Iterator[Runtime]:
-        """The runtime, opened through the plugin manager as ``tinklet --runtime`` would."""
-        loaded = load_plugins()
-        spec = find_runtime(loaded.manager, self.runtime_name)
-        settings = RuntimeSettings(agent_id=AGENT, options=self.runtime_options())
+    @contextlib.contextmanager
+    def opened(
+        self, pull_policy: PullPolicy = PullPolicy.MISSING, privilege: Privilege = Privilege.PRIVILEGED
+    ) -> Iterator[Runtime]:
+        """The runtime, opened through the plugin manager as ``tinklet --runtime`` would, with
+        these settings; closed afterwards, when nothing it made may be left."""
+        loaded = load_plugins(extra=self.plugin_modules())
+        spec = find_runtime(loaded, self.runtime_name)
+        settings = RuntimeSettings(
+            agent_id=AGENT, pull_policy=pull_policy, privilege=privilege, options=self.runtime_options()
+        )
         opened = open_runtime(loaded.manager, spec, settings)
         self._manager = loaded.manager
         self._settings = settings
         try:
             yield opened
         finally:
+            loaded.manager.unregister(opened)
             opened.close()
         assert self.leftovers() == [], "the runtime left objects behind"
 
+    @pytest.fixture
+    def runtime(self) -> Iterator[Runtime]:
+        """The runtime with default settings (privileged, pull when missing)."""
+        with self.opened() as opened:
+            yield opened
+
     def execute(
-        self, action: Action, deadline_in: float | None = None, cancel_after: float | None = None
+        self,
+        action: Action,
+        deadline_in: float | None = None,
+        cancel_after: float | None = None,
+        cancel_when: Callable[[], bool] | None = None,
+        login: RegistryCredentials | None = None,
     ) -> tuple[Outcome, list[str]]:
-        """Run one action through the hook; returns the outcome and the output lines."""
+        """Run one action through the hook; returns the outcome and the output lines.
+
+        ``cancel_when`` is polled (for at most a minute) and shutdown starts once it is true.
+        Images whose credentials the runtime asked for are kept in ``self.asked_credentials``;
+        the answer is ``login``.
+        """
         lines: list[str] = []
         cancelled = threading.Event()
+        self.asked_credentials: list[str] = []
         if cancel_after is not None:
             threading.Timer(cancel_after, cancelled.set).start()
+        if cancel_when is not None:
+            threading.Thread(target=_set_when, args=(cancel_when, cancelled), daemon=True).start()
+
+        def credentials(image: str) -> RegistryCredentials | None:
+            self.asked_credentials.append(image)
+            return login
+
         context = ActionContext(
             action=action,
             settings=self._settings,
             deadline=None if deadline_in is None else time.monotonic() + deadline_in,
             cancelled=cancelled,
             output=lines.append,
-            registry_credentials=lambda image: None,
+            registry_credentials=credentials,
             log=logging.getLogger("tinklet.suite"),
         )
-        outcome = self._manager.hook.tinklet_execute_action(context=context)
+        try:
+            outcome = self._manager.hook.tinklet_execute_action(context=context)
+        finally:
+            cancelled.set()  # stops a cancel_when poller
         return outcome, lines
 
     # -- single actions ---------------------------------------------------------------------
@@ -145,7 +225,7 @@ class RuntimeBehaviourSuite:
 
     def test_read_only_bind_mount(self, runtime: Runtime, tmp_path: Path) -> None:
         if not self.host_volumes:
-            pytest.skip(f"{self.runtime_name} does not mount host paths by default")
+            not_applicable(f"{self.runtime_name} does not mount host paths by default")
         source = tmp_path / "answer.txt"
         source.write_text("forty-two\n")
         volume = Volume(str(source), "/mnt/answer.txt", read_only=True)
@@ -175,6 +255,66 @@ class RuntimeBehaviourSuite:
         with pytest.raises(ActionInterrupted):
             self.execute(make_action(self.image, ["sleep", "60"]), cancel_after=1.0)
         assert time.monotonic() - started < 10
+
+    def test_nothing_survives_shutdown(self, runtime: Runtime, tmp_path: Path) -> None:
+        """After shutdown stops an action, none of its processes runs on and nothing it made
+        is left (a runtime that only kills its client, or only the first process, fails)."""
+        beat = tmp_path / "beat"
+        script = f"i=0; while true; do i=$((i+1)); echo $i > {beat}; sleep 0.2; done"
+        volumes = (Volume(str(tmp_path), str(tmp_path)),) if self.host_volumes else ()
+        action = make_action(self.image, ["sh", "-c", f"({script}) & {script}"], volumes=volumes)
+        started = (lambda: beat.exists()) if self.host_volumes else (lambda: bool(self.leftovers()))
+        with pytest.raises(ActionInterrupted):
+            self.execute(action, cancel_when=started)
+        assert self.leftovers() == [], "shutdown must remove what the action ran in"
+        if self.host_volumes:
+            before = beat.read_text()
+            time.sleep(1.0)
+            assert beat.read_text() == before, "a process of the action still runs after shutdown"
+
+    def test_a_running_action_is_labelled(self, runtime: Runtime) -> None:
+        """What runs an action carries the tinklet labels, so a restarted worker finds it."""
+        seen: list[list[str]] = []
+
+        def labelled() -> bool:
+            seen.append(self.leftovers())
+            return bool(seen[-1])
+
+        with pytest.raises(ActionInterrupted):
+            self.execute(make_action(self.image, ["sleep", "60"]), cancel_when=labelled)
+        assert seen and seen[-1], "no object labelled for the action was found while it ran"
+
+    def test_privilege_is_the_configured_one(self) -> None:
+        script = ["sh", "-c", "grep CapEff /proc/self/status"]
+        for privilege, admin in ((Privilege.PRIVILEGED, True), (Privilege.NONE, False)):
+            with self.opened(privilege=privilege):
+                outcome, lines = self.execute(make_action(self.image, script))
+            assert outcome.state is State.SUCCESS, outcome
+            caps = int(lines[-1].split()[-1], 16)
+            assert bool(caps & (1 << CAP_SYS_ADMIN)) is admin, f"{privilege.value}: CapEff {lines[-1]}"
+
+    def test_pull_never_does_not_pull(self) -> None:
+        registry = SilentRegistry()
+        try:
+            with self.opened(pull_policy=PullPolicy.NEVER):
+                outcome, _ = self.execute(make_action(f"{registry.host}/tinklet-suite/absent:1", ["true"]))
+        finally:
+            registry.close()
+        assert outcome.state is State.FAILED
+        assert registry.connections == 0, "--pull never must not contact the registry"
+
+    def test_a_missing_image_is_pulled_with_the_registrys_credentials(self) -> None:
+        registry = SilentRegistry()
+        image = f"{registry.host}/tinklet-suite/absent:1"
+        try:
+            with self.opened(pull_policy=PullPolicy.MISSING):
+                outcome, _ = self.execute(make_action(image, ["true"]), login=SUITE_LOGIN)
+        finally:
+            registry.close()
+        assert outcome.state is State.FAILED
+        if self.pulls_from_registries:
+            assert registry.connections > 0, "an absent image must be pulled"
+        assert image in self.asked_credentials, "the pull must use the registry hook's credentials"
 
     def test_long_output_arrives_complete_and_in_order(self, runtime: Runtime) -> None:
         outcome, lines = self.execute(make_action(self.image, ["seq", "1", "50000"]))
@@ -231,6 +371,7 @@ class RuntimeBehaviourSuite:
         """Start ``tinklet`` as a real process working for ``address``."""
         command = [
             sys.executable, "-m", "tinklet_core",
+            *(arg for module in self.plugin_modules() for arg in ("-p", module)),
             "--runtime", self.runtime_name,
             "--tink", address,
             "--identifier", AGENT,
@@ -342,7 +483,17 @@ class RuntimeBehaviourSuite:
     def test_workflow_file_gives_the_same_states(self, tmp_path: Path) -> None:
         path = tmp_path / "workflow.yaml"
         path.write_text(yaml.safe_dump(self.four_action_workflow(tmp_path)))
-        command = [sys.executable, "-m", "tinklet_core", "run", str(path), "--runtime", self.runtime_name]
+        plugins = [arg for module in self.plugin_modules() for arg in ("-p", module)]
+        command = [
+            sys.executable,
+            "-m",
+            "tinklet_core",
+            *plugins,
+            "run",
+            str(path),
+            "--runtime",
+            self.runtime_name,
+        ]
         env: Mapping[str, str] = {**os.environ, **self.worker_env()}
         result = subprocess.run(
             [*command, *self.cli_options()], env=env, capture_output=True, text=True, timeout=120
@@ -361,3 +512,12 @@ class RuntimeBehaviourSuite:
         assert "exit code 3" in result.stdout
         assert result.stdout.splitlines()[-1].startswith("workflow suite: FAILED")
         assert self.leftovers() == []
+
+
+def _set_when(condition: Callable[[], bool], event: threading.Event, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not event.is_set() and time.monotonic() < deadline:
+        if condition():
+            break
+        time.sleep(0.1)
+    event.set()

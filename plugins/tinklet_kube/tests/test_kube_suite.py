@@ -59,6 +59,7 @@ class TestKubeBehaviourOnTestServer(KubeSuite):
     """The suite against the test API server."""
 
     image = TEST_IMAGE
+    pulls_from_registries: ClassVar[bool] = False  # its kubelet pulls nothing
 
     @pytest.fixture(autouse=True)
     def _on_test_server(self, test_server: KubeTestServer) -> Iterator[None]:

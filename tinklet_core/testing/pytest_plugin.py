@@ -1,0 +1,110 @@
+"""The runtime behaviour suite as a pytest plugin: ``pytest --tinklet-runtime NAME``.
+
+Installing tinklet registers this module with pytest (entry point group ``pytest11``), so a
+runtime plugin's author can test any installed runtime without writing a test class::
+
+    pytest --tinklet-runtime myruntime --tinklet-leftovers tinklet_myruntime.testing:leftovers
+
+``--tinklet-leftovers MODULE:FUNCTION`` names a function ``(agent_id) -> list[str]`` giving the
+ids of what the runtime made (labelled ``tinklet.agent``) that still exists: the suite uses it to
+prove that nothing is left behind and that running actions are labelled. ``--tinklet-image``
+chooses the busybox-like image, ``--tinklet-option NAME=VALUE`` sets one of the runtime's
+options, ``--tinklet-plugin MODULE`` loads a plugin module that is not installed. Without
+``--tinklet-runtime`` this plugin does nothing. (Subclassing
+:class:`~tinklet_core.testing.runtime_suite.RuntimeBehaviourSuite` remains the way to adjust
+the suite to a runtime's limits.)
+
+In CI a missing engine must fail, not skip: with the ini setting ``tinklet_strict_skips = true``
+and the environment variable ``CI`` true (as CI services set it), every skipped test is reported
+as failed, except skips whose reason names an opt-in ``TINKLET_TEST_*`` setting (a real cluster)
+and the suite's "not applicable" skips (a feature the runtime does not have by design).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+from tinklet_core.config import env_flag
+
+SUITE_MODULE = Path(__file__).with_name("behaviour.py")
+OPT_IN = "TINKLET_TEST_"
+NOT_APPLICABLE = "not applicable: "
+
+
+def not_applicable(reason: str) -> None:
+    """Skip a test for a feature the runtime does not have by design (allowed in strict CI)."""
+    pytest.skip(NOT_APPLICABLE + reason)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The ``--tinklet-*`` options and the ``tinklet_strict_skips`` ini setting."""
+    parser.addini(
+        "tinklet_strict_skips", "Under CI=true, report skipped tests as failed.", type="bool", default=False
+    )
+    group = parser.getgroup("tinklet", "tinklet runtime behaviour suite")
+    group.addoption("--tinklet-runtime", metavar="NAME", help="Run the behaviour suite against this runtime.")
+    group.addoption(
+        "--tinklet-leftovers",
+        metavar="MODULE:FUNCTION",
+        help="Function (agent_id) -> list of ids of what the runtime left for that agent.",
+    )
+    group.addoption(
+        "--tinklet-image", default="tinklet/busybox:latest", metavar="IMAGE", help="A busybox-like image."
+    )
+    group.addoption(
+        "--tinklet-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="A runtime option (repeatable).",
+    )
+    group.addoption(
+        "--tinklet-plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="Load a plugin module (repeatable).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``--tinklet-runtime``, check the other options and add the suite to the collection."""
+    if not config.getoption("tinklet_runtime"):
+        return
+    if not config.getoption("tinklet_leftovers"):
+        raise pytest.UsageError(
+            "--tinklet-runtime needs --tinklet-leftovers MODULE:FUNCTION, a function (agent_id) -> "
+            "list[str] naming what the runtime left behind for that agent"
+        )
+    for option in config.getoption("tinklet_option"):
+        if "=" not in option:
+            raise pytest.UsageError(f"--tinklet-option expects NAME=VALUE, got {option.partition('=')[0]!r}")
+    config.args.append(str(SUITE_MODULE))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under strict skips in CI, a skip (an engine or tool missing) becomes a failure."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and _strict(item.config):
+        reason = _skip_reason(report)
+        if OPT_IN not in reason and NOT_APPLICABLE not in reason:
+            report.outcome = "failed"
+            report.longrepr = f"skipped in CI, where every engine and tool must be present: {reason}"
+    return report
+
+
+def _strict(config: pytest.Config) -> bool:
+    return bool(config.getini("tinklet_strict_skips")) and env_flag("CI")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
