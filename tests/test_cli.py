@@ -103,7 +103,8 @@ def test_plugins_can_be_blocked_and_autoload_switched_off() -> None:
     assert "docker" not in {entry["name"] for entry in json.loads(blocked.stdout)["plugins"]}
     off = tinklet("plugins", "list", "--json", env={"TINKLET_DISABLE_PLUGIN_AUTOLOAD": "1"})
     names = {entry["name"] for entry in json.loads(off.stdout)["plugins"]}
-    assert names == {"core-registry", "core-tls", "core-v2", "core-file"}
+    core_transports = {"core-auto", "core-v2", "core-v1", "core-v1-legacy", "core-file"}
+    assert names == {"core-registry", "core-tls", *core_transports}
 
 
 def test_listing_plugins_does_not_import_heavy_clients() -> None:
