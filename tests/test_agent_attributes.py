@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
+import signal
 import socket
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 from tinklet_core.agent_attributes import gather, human_bytes
@@ -104,3 +108,64 @@ def test_a_prepared_tree_gives_exactly_what_is_there(tmp_path: Path) -> None:
 
 def test_an_empty_root_gives_nothing_and_never_raises(tmp_path: Path) -> None:
     assert gather(tmp_path) == {}
+
+
+# -- on the wire: what a worker process sends with GetAction ------------------------------------
+
+_WORKFLOW = {
+    "name": "wf",
+    "tasks": [{"name": "t", "actions": [{"name": "a", "image": "none", "command": ["echo", "hi"]}]}],
+}
+_AGENT = "attributes-worker"
+
+
+def _worker_requests(*extra: str) -> list[dict[str, object]]:
+    """Run a worker process (the process runtime, v2) for one action; the attributes the test
+    Tink server received with each GetAction."""
+    from tinklet_core.model import State
+    from tinklet_core.testing.tink_server import TinkServer
+    from tinklet_core.workflow import parse_workflow
+
+    with TinkServer([parse_workflow(_WORKFLOW, agent_id=_AGENT)], _AGENT) as server:
+        command = [
+            sys.executable, "-m", "tinklet_core", "-p", "tinklet_core.testing.process_runtime",
+            "--runtime", "process", "--tink", server.address, "--identifier", _AGENT,
+            "--protocol", "v2", "--max-backoff", "0.3", *extra,
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        done = server.wait_until(lambda: State.SUCCESS in server.states_of("t/a"), timeout=30)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+        assert done, output
+        return server.agent_attributes
+
+
+def test_get_action_carries_this_machines_facts() -> None:
+    received = _worker_requests()
+    assert received, "no GetAction reached the server"
+    facts = received[0]
+    assert all(entry == facts for entry in received)  # gathered once, sent with every request
+    assert facts["cpu"]["total_threads"] == os.cpu_count()
+    lines = Path("/proc/meminfo").read_text().splitlines()
+    mem_total_kib = next(int(line.split()[1]) for line in lines if line.startswith("MemTotal:"))
+    assert abs(_parse_human(facts["memory"]["usable"]) - mem_total_kib * 1024) <= 0.06 * 2**30
+    with_device = sorted(
+        name for _i, name in socket.if_nameindex() if Path(f"/sys/class/net/{name}/device").exists()
+    )
+    assert sorted(entry["name"] for entry in facts.get("network", [])) == with_device
+    for entry in facts.get("network", []):
+        assert entry["mac"] == _hardware_address(entry["name"])
+
+
+def test_no_agent_attributes_sends_none() -> None:
+    received = _worker_requests("--no-agent-attributes")
+    assert received and all(entry == {} for entry in received)
+
+
+def test_the_agent_attributes_command_prints_what_would_be_sent() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tinklet_core", "agent-attributes"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["cpu"]["total_threads"] == os.cpu_count()

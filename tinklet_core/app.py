@@ -14,6 +14,7 @@ from typing import Any
 
 import pluggy
 
+from tinklet_core import agent_attributes
 from tinklet_core.config import Settings
 from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError
 from tinklet_core.model import Event, Outcome
@@ -137,6 +138,7 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
             cancelled=stop,
             max_backoff=settings.max_backoff,
             options=settings.options_of(f"transport:{spec.name}"),
+            agent_attributes=agent_attributes.gather() if settings.agent_attributes else None,
         )
     )
 

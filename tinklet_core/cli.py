@@ -27,6 +27,7 @@ from typing import Any, NoReturn, Optional
 
 import typer
 
+from tinklet_core import agent_attributes
 from tinklet_core import app as application
 from tinklet_core.config import (
     CORE_OPTIONS,
@@ -354,6 +355,11 @@ def build_app(
             return
         for line in plugins_table(loaded):
             typer.echo(line)
+
+    @cli.command("agent-attributes")
+    def show_agent_attributes() -> None:
+        """Print, as JSON, the hardware facts a v2 GetAction would carry (see --no-agent-attributes)."""
+        typer.echo(json.dumps(agent_attributes.gather(), indent=2))
 
     @cli.command("version")
     def version() -> None:

@@ -131,6 +131,13 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "max-backoff", "Longest wait in seconds between retries.", kind=float, default=5.0, scope="worker"
     ),
+    OptionSpec(
+        "agent-attributes",
+        "Send this machine's hardware facts with each v2 GetAction ('tinklet agent-attributes' shows them).",
+        kind=bool,
+        default=True,
+        scope="worker",
+    ),
 )
 
 
@@ -185,6 +192,7 @@ class Settings:
     pull_policy: PullPolicy = PullPolicy.MISSING
     privilege: Privilege = Privilege.PRIVILEGED
     max_backoff: float = 5.0
+    agent_attributes: bool = True
     plugin_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -256,6 +264,7 @@ def load_settings(
         pull_policy=PullPolicy(values["pull"]),
         privilege=Privilege(values["action_privilege"]),
         max_backoff=values["max_backoff"],
+        agent_attributes=values["agent_attributes"],
         plugin_options=_by_owner(extra, values),
         warnings=warnings,
     )

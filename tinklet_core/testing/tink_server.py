@@ -68,6 +68,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf import json_format
 
 from tinklet_core.errors import TinkletError
 from tinklet_core.model import Action, State, Volume
@@ -260,6 +261,7 @@ class TinkServer:
         self._changed = threading.Condition(threading.RLock())
         self._reports: list[Report] = []
         self._served: list[str] = []
+        self._agent_attributes: list[dict[str, Any]] = []
         self._refusal: _Refusal | None = None
         self._stopping = threading.Event()
         self._server: grpc.Server | None = None
@@ -337,6 +339,13 @@ class TinkServer:
         with self._changed:
             return list(self._served)
 
+    @property
+    def agent_attributes(self) -> list[dict[str, Any]]:
+        """The ``agent_attributes`` of every v2 GetAction received, in order, as dicts keyed by
+        proto field name (``{}`` for a request that carried none)."""
+        with self._changed:
+            return [dict(entry) for entry in self._agent_attributes]
+
     def states_of(self, action_id: str) -> list[State]:
         """The states reported for ``action_id``, in order."""
         with self._changed:
@@ -404,6 +413,10 @@ class TinkServer:
 
     def _get_action(self, request: pb.ActionRequest, context: grpc.ServicerContext) -> pb.ActionResponse:
         self._hold(context)
+        with self._changed:
+            self._agent_attributes.append(
+                json_format.MessageToDict(request.agent_attributes, preserving_proto_field_name=True)
+            )
         if not request.agent_id:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "agent_id is required")
         with self._changed:

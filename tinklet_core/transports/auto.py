@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -54,8 +54,10 @@ class AutoTransport:
         credentials: grpc.ChannelCredentials | None = None,
         cancelled: threading.Event,
         server_name: str | None = None,
+        agent_attributes: Mapping[str, Any] | None = None,
     ) -> AutoTransport:
-        """v2, then v1, then v1-legacy to ``target`` for ``identifier``."""
+        """v2, then v1, then v1-legacy to ``target`` for ``identifier`` (only v2 can carry
+        ``agent_attributes``)."""
         common: dict[str, Any] = {
             "credentials": credentials,
             "cancelled": cancelled,
@@ -64,7 +66,10 @@ class AutoTransport:
         return cls(
             target,
             [
-                ("v2", lambda: GrpcV2Transport(target, identifier, **common)),
+                (
+                    "v2",
+                    lambda: GrpcV2Transport(target, identifier, agent_attributes=agent_attributes, **common),
+                ),
                 ("v1", lambda: GrpcV1Transport(target, identifier, **common)),
                 ("v1-legacy", lambda: GrpcV1Transport(target, identifier, legacy=True, **common)),
             ],
@@ -80,6 +85,7 @@ class AutoTransport:
             credentials=settings.credentials,
             cancelled=settings.cancelled,
             server_name=settings.server_name,
+            agent_attributes=getattr(settings, "agent_attributes", None),
         )
 
     @property

@@ -9,9 +9,11 @@ with one line naming the server and the gRPC status; this module never logs.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 
 from tinklet_core.durations import format_go_duration
 from tinklet_core.model import Action, Event, State
@@ -61,6 +63,7 @@ class GrpcV2Transport:
         cancelled: threading.Event,
         call_timeout: float = 90.0,
         server_name: str | None = None,
+        agent_attributes: Mapping[str, Any] | None = None,
     ) -> None:
         self._address = target
         self._agent_id = identifier
@@ -69,6 +72,9 @@ class GrpcV2Transport:
         self._tls = credentials is not None
         self._channel = open_channel(target, credentials, server_name)
         self._stub = pb_grpc.WorkflowServiceStub(self._channel)
+        self._request = pb.ActionRequest(
+            agent_id=identifier, agent_attributes=attributes_message(agent_attributes or {})
+        )
 
     @classmethod
     def from_settings(cls, settings: Any) -> GrpcV2Transport:
@@ -80,6 +86,7 @@ class GrpcV2Transport:
             credentials=settings.credentials,
             cancelled=settings.cancelled,
             server_name=settings.server_name,
+            agent_attributes=getattr(settings, "agent_attributes", None),
         )
 
     @property
@@ -95,9 +102,7 @@ class GrpcV2Transport:
         """
         if self._cancelled.is_set():
             return None
-        future = self._stub.GetAction.future(
-            pb.ActionRequest(agent_id=self._agent_id), timeout=self._call_timeout
-        )
+        future = self._stub.GetAction.future(self._request, timeout=self._call_timeout)
         if not wait_unless_cancelled(future, self._cancelled):
             future.cancel()
             return None
@@ -128,6 +133,12 @@ class GrpcV2Transport:
     def close(self) -> None:
         """Close the channel (cancelling any call still in flight)."""
         self._channel.close()
+
+
+def attributes_message(facts: Mapping[str, Any]) -> pb.AgentAttributes:
+    """The ``AgentAttributes`` message for hardware facts keyed by proto field name (fields
+    this proto does not know are skipped, so newer facts never break an older message)."""
+    return json_format.ParseDict(dict(facts), pb.AgentAttributes(), ignore_unknown_fields=True)
 
 
 def action_from_response(response: pb.ActionResponse, agent_id: str) -> Action:

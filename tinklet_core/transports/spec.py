@@ -26,7 +26,9 @@ class TransportSettings:
 
     ``target`` is the server address (``--tink``), or the workflow file for the ``file``
     transport. ``credentials`` is ``None`` for a plaintext connection. ``options`` holds only the
-    values of this transport's own :attr:`TransportSpec.options`.
+    values of this transport's own :attr:`TransportSpec.options`. ``agent_attributes`` are the
+    hardware facts of :mod:`tinklet_core.agent_attributes` (proto field names) for a protocol
+    that can send them, ``None`` when ``--no-agent-attributes`` turned them off.
     """
 
     target: str
@@ -36,6 +38,7 @@ class TransportSettings:
     cancelled: threading.Event = field(default_factory=threading.Event)
     max_backoff: float = 5.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    agent_attributes: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
