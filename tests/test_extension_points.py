@@ -319,7 +319,7 @@ def test_a_third_party_transport_runs_a_workflow(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert "hello from a file" in result.stderr
     wrong = tinklet("--protocol", "nats", "--tink", "x:1", "--identifier", "me")
-    assert wrong.returncode == 2 and "'nats' is not one of v2" in wrong.stderr
+    assert wrong.returncode == 2 and "'nats' is not one of auto, v1, v1-legacy, v2" in wrong.stderr
 
 
 RETRY_POLICY = """

@@ -54,7 +54,8 @@ def test_blocked_plugins_are_not_loaded() -> None:
 def test_autoload_off_loads_only_named_modules() -> None:
     loaded = load_plugins(autoload=False, extra=["tinklet_core.testing.process_runtime"])
     names = [info.name for info in describe_plugins(loaded)]
-    assert names == ["core-v2", "core-file", "tinklet_core.testing.process_runtime"]
+    core_transports = ["core-auto", "core-v2", "core-v1", "core-v1-legacy", "core-file"]
+    assert names == [*core_transports, "tinklet_core.testing.process_runtime"]
     assert find_runtime(loaded.manager, "process").factory is ProcessRuntime
 
 
