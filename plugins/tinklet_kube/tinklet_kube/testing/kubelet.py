@@ -24,6 +24,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from tinklet_kube.testing.behaviour import ServerBehaviour
 from tinklet_kube.testing.store import ObjectStore, StatusError, name_of, now
 
 JSON = dict[str, Any]
@@ -138,8 +139,10 @@ class DockerKubelet:
         server_id: str,
         on_finished: Callable[[JSON], None],
         docker_url: str = "unix:///var/run/docker.sock",
+        behaviour: ServerBehaviour | None = None,
     ) -> None:
         self._store = store
+        self._behaviour = behaviour or ServerBehaviour()
         self._server_id = server_id
         self._on_finished = on_finished
         self._api = docker.APIClient(base_url=docker_url, version="auto", timeout=60)
@@ -202,6 +205,9 @@ class DockerKubelet:
             },
         )
         image = str(container["image"])
+        for _round in range(self._behaviour.pull_errors):
+            if self._pull_error(run, container):
+                return
         if not self._image_present(image):
             self._image_missing(run, container)
             return
@@ -253,6 +259,17 @@ class DockerKubelet:
         )
         if final is not None:
             self._on_finished(final)
+
+    def _pull_error(self, run: PodRun, container: JSON) -> bool:
+        """One transient pull failure and its back-off; ``True`` when the pod was deleted meanwhile."""
+        image = container["image"]
+        message = f'failed to pull image "{image}": dial tcp: i/o timeout (a transient test failure)'
+        for reason, text in (("ErrImagePull", message), ("ImagePullBackOff", f'Back-off pulling image "{image}"')):
+            state = {"waiting": {"reason": reason, "message": text}}
+            self._set_status(run, {"containerStatuses": [self._container_status(container, state)]})
+            if run.stopping.wait(BACKOFF_SECONDS):
+                return True
+        return False
 
     def _image_present(self, image: str) -> bool:
         try:

@@ -1,0 +1,228 @@
+"""The kube runtime against the test API server switched to the harsher (documented) behaviour of
+a real cluster: a controller that reacts at once, unordered watches, log streams a proxy cuts,
+Roles that forbid verbs, admission webhooks, unschedulable pods, transient pull errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from kube_helpers import TEST_IMAGE, Cluster, new_action, new_run
+from tinklet_kube.runtime import KubeRuntime
+from tinklet_kube.testing import KubeTestServer
+from tinklet_kube.testing.behaviour import ServerBehaviour
+
+from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.model import State
+from tinklet_core.runtime import RuntimeSettings, WorkflowEnvironment
+
+
+@pytest.fixture
+def behaviour(test_server: KubeTestServer) -> Iterator[ServerBehaviour]:
+    """The session server's switches, put back to an ordinary cluster after the test."""
+    try:
+        yield test_server.behaviour
+    finally:
+        test_server.behaviour.reset()
+
+
+@pytest.fixture
+def kube(server_cluster: Cluster, behaviour: ServerBehaviour) -> Iterator[KubeRuntime]:
+    """The runtime on the test server (opened after the test set its switches, if it needs that)."""
+    opened = KubeRuntime(server_cluster.settings())
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_hundred_fast_actions_deliver_every_line(
+    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
+) -> None:
+    # the controller completes the Job at once, and the pods' watch runs behind the Jobs' watch
+    behaviour.controller_delay = 0.0
+    behaviour.watch_lag = {"pods": 0.6}
+    actions = [new_action(TEST_IMAGE, "echo", f"line {index}") for index in range(100)]
+
+    def run(index: int) -> tuple[State, list[str]]:
+        action_run = new_run(actions[index], server_cluster.settings())
+        return kube.tinklet_execute_action(action_run.context).state, action_run.lines
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, range(100)))
+    assert [state for state, _lines in results] == [State.SUCCESS] * 100
+    delivered = [lines for _state, lines in results]
+    assert delivered == [[f"line {index}"] for index in range(100)]
+
+
+def test_a_log_stream_cut_mid_action_loses_and_doubles_nothing(
+    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
+) -> None:
+    behaviour.log_cut = (0.2, 1.2)  # every followed stream ends at a random point, some mid-line
+    script = 'for i in $(seq 1 40); do printf "line %s " $i; sleep 0.02; echo end; sleep 0.03; done'
+    actions = [new_action(TEST_IMAGE, "sh", "-c", script) for _ in range(3)]
+
+    def run(index: int) -> tuple[State, list[str]]:
+        action_run = new_run(actions[index], server_cluster.settings())
+        return kube.tinklet_execute_action(action_run.context).state, action_run.lines
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(run, range(3)))
+    expected = [f"line {number} end" for number in range(1, 41)]
+    for state, lines in results:
+        assert state is State.SUCCESS
+        assert lines == expected
+
+
+def test_a_missing_namespace_stops_tinklet_at_start(server_cluster: Cluster) -> None:
+    # a real API server lists nothing (200) in a namespace that does not exist
+    assert server_cluster.batch.list_namespaced_job("nope").items == []
+    with pytest.raises(RuntimeUnavailable, match=r"'nope'.*namespaces \"nope\" not found") as caught:
+        KubeRuntime(server_cluster.settings(kube_namespace="nope"))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_role_without_create_jobs_stops_tinklet_at_start(
+    server_cluster: Cluster, behaviour: ServerBehaviour
+) -> None:
+    behaviour.forbidden = {("create", "jobs")}
+    with pytest.raises(RuntimeUnavailable, match=r"403.*cannot create resource \"jobs\"") as caught:
+        KubeRuntime(server_cluster.settings())
+    assert "\n" not in str(caught.value)
+    assert server_cluster.jobs("tinklet-start-check") == []
+
+
+@pytest.mark.parametrize("verb", ["delete", "watch", "list"])
+def test_a_role_without_what_actions_need_stops_tinklet_at_start(
+    server_cluster: Cluster, behaviour: ServerBehaviour, verb: str
+) -> None:
+    behaviour.forbidden = {(verb, "jobs")}
+    with pytest.raises(RuntimeUnavailable, match=f'cannot {verb} resource "jobs"'):
+        KubeRuntime(server_cluster.settings())
+
+
+def test_an_admission_refusal_stops_tinklet_at_start(
+    server_cluster: Cluster, behaviour: ServerBehaviour
+) -> None:
+    behaviour.refuse_jobs = "privileged containers are not allowed in this namespace"
+    with pytest.raises(RuntimeUnavailable, match="privileged containers are not allowed") as caught:
+        KubeRuntime(server_cluster.settings())
+    assert "\n" not in str(caught.value)
+    assert "denied the request" in str(caught.value)
+
+
+def test_an_unschedulable_pod_fails_after_the_scheduling_limit(
+    server_cluster: Cluster, behaviour: ServerBehaviour, caplog: pytest.LogCaptureFixture
+) -> None:
+    behaviour.unschedulable = "0/1 nodes are available: 1 Insufficient cpu."
+    settings = server_cluster.settings(kube_schedule_timeout=2)
+    runtime = KubeRuntime(settings)
+    try:
+        action = new_action(TEST_IMAGE, "echo", "never runs", timeout=0)
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="tinklet.test.kube"):
+            outcome = runtime.tinklet_execute_action(new_run(action, settings).context)
+        elapsed = time.monotonic() - started
+    finally:
+        runtime.close()
+    assert outcome.state is State.FAILED
+    assert "not scheduled" in outcome.reason and "2s" in outcome.reason
+    assert "Unschedulable: 0/1 nodes are available: 1 Insufficient cpu." in outcome.reason
+    assert 2 <= elapsed < 2 + 10
+    # the reason was logged as soon as Kubernetes gave it, before the limit ran out
+    assert any("Insufficient cpu" in record.getMessage() for record in caplog.records)
+    assert server_cluster.jobs(action.workflow_id) == []
+
+
+def test_a_transient_pull_error_is_retried(
+    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
+) -> None:
+    behaviour.pull_errors = 1
+    action = new_action(TEST_IMAGE, "echo", "pulled at last")
+    run = new_run(action, server_cluster.settings())
+    outcome = kube.tinklet_execute_action(run.context)
+    assert outcome.state is State.SUCCESS
+    assert run.lines == ["pulled at last"]
+
+
+def test_a_lasting_pull_error_fails_after_the_pull_limit(server_cluster: Cluster) -> None:
+    settings = server_cluster.settings(kube_pull_timeout=2)
+    runtime = KubeRuntime(settings)
+    try:
+        action = new_action("127.0.0.1:1/tinklet/no-such-image:1", "true")
+        started = time.monotonic()
+        outcome = runtime.tinklet_execute_action(new_run(action, settings).context)
+        elapsed = time.monotonic() - started
+    finally:
+        runtime.close()
+    assert outcome.state is State.FAILED
+    assert outcome.reason.startswith("image pull failed") and "no-such-image" in outcome.reason
+    assert 2 <= elapsed < 2 + 10
+
+
+def test_cleanup_deletes_only_what_was_made(
+    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a Role without any Secret access: a workflow that needs no credentials must not touch Secrets
+    behaviour.forbidden = {(verb, "secrets") for verb in ("get", "list", "create", "update", "delete")}
+    action = new_action(TEST_IMAGE, "echo", "no secrets here")
+    environment = WorkflowEnvironment(action.workflow_id, "agent-1", action, lambda image: None)
+    with caplog.at_level(logging.WARNING):
+        kube.tinklet_prepare_environment(environment)
+        run = new_run(action, server_cluster.settings())
+        assert kube.tinklet_execute_action(run.context).state is State.SUCCESS
+        kube.tinklet_cleanup_environment(environment)
+    assert run.lines == ["no secrets here"]
+    assert [record.getMessage() for record in caplog.records] == []
+
+
+def test_pods_are_found_by_the_current_labels(
+    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
+) -> None:
+    behaviour.legacy_labels = False  # a cluster that only sets batch.kubernetes.io/controller-uid
+    action = new_action(TEST_IMAGE, "sh", "-c", "sleep 0.5; echo found")
+    run = new_run(action, server_cluster.settings())
+    outcome = kube.tinklet_execute_action(run.context)
+    assert outcome.state is State.SUCCESS
+    assert run.lines == ["found"]
+
+
+def test_the_namespace_defaults_to_the_kubeconfig_contexts() -> None:
+    with KubeTestServer(namespaces=("default", "tinklet-ctx"), context_namespace="tinklet-ctx") as server:
+        runtime = KubeRuntime(RuntimeSettings(options={"kubeconfig": str(server.kubeconfig)}))
+        try:
+            run = new_run(new_action(TEST_IMAGE, "echo", "in the context's namespace"), RuntimeSettings())
+            assert runtime.tinklet_execute_action(run.context).state is State.SUCCESS
+            started = server.kubelet.started_pods
+        finally:
+            runtime.close()
+        assert run.lines == ["in the context's namespace"]
+        assert len(started) == 1
+        assert server.store.list("pods", "default")[0] == []
+    with KubeTestServer(context_namespace="gone") as server:
+        with pytest.raises(RuntimeUnavailable, match=r"'gone'"):
+            KubeRuntime(RuntimeSettings(options={"kubeconfig": str(server.kubeconfig)}))
+
+
+def test_an_unreachable_api_is_one_line_without_retry_warnings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+    with caplog.at_level(logging.DEBUG, logger="urllib3"), pytest.raises(RuntimeUnavailable) as caught:
+        KubeRuntime(RuntimeSettings(options={"kubeconfig": str(path)}))
+    assert "unreachable" in str(caught.value) and "\n" not in str(caught.value)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
