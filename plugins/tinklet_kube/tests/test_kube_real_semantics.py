@@ -204,9 +204,11 @@ def test_the_namespace_defaults_to_the_kubeconfig_contexts() -> None:
         assert run.lines == ["in the context's namespace"]
         assert len(started) == 1
         assert server.store.list("pods", "default")[0] == []
-    with KubeTestServer(context_namespace="gone") as server:
-        with pytest.raises(RuntimeUnavailable, match=r"'gone'"):
-            KubeRuntime(RuntimeSettings(options={"kubeconfig": str(server.kubeconfig)}))
+    with (
+        KubeTestServer(context_namespace="gone") as server,
+        pytest.raises(RuntimeUnavailable, match="'gone'"),
+    ):
+        KubeRuntime(RuntimeSettings(options={"kubeconfig": str(server.kubeconfig)}))
 
 
 def test_an_unreachable_api_is_one_line_without_retry_warnings(

@@ -1,10 +1,17 @@
-"""Following one Job to its end: two watches, one log stream, one decision.
+"""Following one Job to its end: two watches, one log reader, one decision.
 
-Helper threads watch the Job (by name) and its pods (by ``controller-uid``), stream the pod's log
-into a :class:`~tinklet_core.runtime.LineSplitter` as soon as its container has started, and
-decide the :class:`~tinklet_core.model.Outcome` with :class:`~tinklet_kube.outcome.JobView`.
-``finished`` is set once the outcome is known and the log has been read to its end, so the
-calling thread can wait for it with :func:`tinklet_core.runtime.wait_for_exit`.
+Helper threads watch the Job (by name) and its pods (by the Job's own selector, which names the
+current ``batch.kubernetes.io/controller-uid`` label, or the legacy ``controller-uid`` on older
+clusters), read the pod's log into a :class:`~tinklet_core.runtime.LineSplitter` from the moment
+its container starts, and decide the :class:`~tinklet_core.model.Outcome` with
+:class:`~tinklet_kube.outcome.JobView`. ``finished`` is set once the outcome is known and the log
+has been read to its end, so the calling thread can wait for it with
+:func:`tinklet_core.runtime.wait_for_exit`.
+
+The log is read as a byte sequence from its start: a followed stream that ends while the
+container still runs (a proxy's idle timeout) is opened again and the bytes already delivered are
+skipped, so no line is lost or doubled; once the container has ended, one last read without
+``follow`` fetches whatever the streams did not deliver.
 """
 
 from __future__ import annotations
@@ -12,28 +19,46 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from tinklet_core.model import Outcome, State
 from tinklet_core.runtime import LineSplitter
+from tinklet_core.runtime_helpers import one_line
 from tinklet_kube.errors import KubeApiError
 from tinklet_kube.manifests import CONTAINER_NAME
-from tinklet_kube.outcome import JobView
-from tinklet_kube.watch import ByteStream, ObjectWatch, WatchEvent, WatchSource
+from tinklet_kube.outcome import JobView, Limits
+from tinklet_kube.watch import JSON, ByteStream, ObjectWatch, WatchEvent, WatchSource
 
-# After the outcome is known, how long the rest of the log may take to arrive.
-LOG_DRAIN_SECONDS = 10.0
+# After the outcome is known, how long reading the rest of the log may take.
+LOG_DRAIN_SECONDS = 60.0
+# A log read that breaks (not one that ends) is tried again this many times.
+LOG_RETRIES = 5
+# After a followed log ends, how long to wait for the pods' watch to say the container ended
+# before opening a followed stream again.
+LOG_REOPEN_WAIT = 1.0
 STOP_JOIN_SECONDS = 5.0
+# How often the decision is looked at again when nothing happens (the limits need a clock).
+TICK_SECONDS = 0.5
 _Item = tuple[str, WatchEvent | Exception | None]
 
 
 class FollowApi(WatchSource, Protocol):
     """What :class:`JobFollower` needs from the API (see :class:`tinklet_kube.api.KubeApi`)."""
 
-    def pod_log(self, name: str, container: str) -> ByteStream:
-        """The container's output, followed until it exits."""
+    def pod_log(self, name: str, container: str, *, follow: bool) -> ByteStream:
+        """The container's output from its start (followed until it exits, with ``follow``)."""
         ...
+
+
+def pod_selector(job: JSON) -> str:
+    """The label selector of the Job's pods: its own ``spec.selector.matchLabels`` (the current
+    ``batch.kubernetes.io/controller-uid``), else the legacy ``controller-uid`` label."""
+    labels = (job.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+    if labels:
+        return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    return f"controller-uid={job.get('metadata', {}).get('uid') or ''}"
 
 
 class JobFollower:
@@ -42,21 +67,26 @@ class JobFollower:
     def __init__(
         self,
         api: FollowApi,
-        job_name: str,
-        job_uid: str,
+        job: JSON,
         output: Callable[[str], None],
         log: logging.Logger,
+        limits: Limits | None = None,
     ) -> None:
         self.finished = threading.Event()
         self.outcome: Outcome | None = None
         self._api = api
         self._output = output
         self._log = log
+        self._limits = limits or Limits()
         self._queue: queue.Queue[_Item] = queue.Queue()
+        name = str(job.get("metadata", {}).get("name") or "")
+        self._pod_selector = pod_selector(job)
         self._watches = {
-            "job": ObjectWatch(api, "jobs", field_selector=f"metadata.name={job_name}"),
-            "pod": ObjectWatch(api, "pods", label_selector=f"controller-uid={job_uid}"),
+            "job": ObjectWatch(api, "jobs", field_selector=f"metadata.name={name}"),
+            "pod": ObjectWatch(api, "pods", label_selector=self._pod_selector),
         }
+        self._container_done = threading.Event()
+        self._delivered = 0  # bytes of the log passed on so far (the log thread's own)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -109,49 +139,109 @@ class JobFollower:
             self._queue.put((source, exc))
 
     def _decide(self) -> None:
-        view = JobView()
+        view = JobView(started=time.monotonic(), limits=self._limits)
         outcome: Outcome | None = None
+        listed = False
+        told: str | None = None
         try:
             while outcome is None and not self._stopped.is_set():
-                source, item = self._queue.get()
-                if item is None:
+                try:
+                    source, item = self._queue.get(timeout=TICK_SECONDS)
+                except queue.Empty:
+                    source, item = "tick", None
+                if source == "stop":
                     break
                 if isinstance(item, Exception):
                     outcome = Outcome(State.FAILED, reason=f"lost track of the Job: {item}")
                     break
-                if source == "job":
-                    view.apply_job(item)
-                else:
-                    view.apply_pod(item)
-                pod = view.pod_to_follow()
-                if pod is not None and self._log_thread is None and not self._stopped.is_set():
-                    self._log_thread = self._spawn(self._stream_log, pod)
-                outcome = view.outcome()
+                if isinstance(item, WatchEvent):
+                    if source == "job":
+                        view.apply_job(item)
+                    else:
+                        view.apply_pod(item, time.monotonic())
+                if view.needs_pod_list() and not listed:
+                    listed = True
+                    self._list_pods(view)
+                trouble = view.trouble(time.monotonic())
+                if trouble is not None and trouble != told:
+                    self._log.warning("%s", one_line(trouble))
+                told = trouble
+                self._follow_log(view)
+                outcome = view.outcome(time.monotonic())
             self.outcome = outcome
-            if outcome is not None and self._log_thread is not None:
-                self._log_thread.join(LOG_DRAIN_SECONDS)
+            self._container_done.set()
+            log_thread = self._log_thread
+            if outcome is not None and log_thread is not None:
+                log_thread.join(LOG_DRAIN_SECONDS)
+                if log_thread.is_alive():
+                    self._log.warning("the log of the action could not be read to its end")
         finally:
             for watch in self._watches.values():
                 watch.close()
             self.finished.set()
 
-    def _stream_log(self, pod: str) -> None:
+    def _list_pods(self, view: JobView) -> None:
         try:
-            stream = self._api.pod_log(pod, CONTAINER_NAME)
+            listing = self._api.list("pods", label_selector=self._pod_selector)
         except KubeApiError as exc:
-            self._log.warning("cannot read the log of pod %s: %s", pod, exc)
+            self._log.debug("listing the Job's pods: %s", exc)
             return
+        view.apply_pod(WatchEvent("SYNC", tuple(listing.get("items") or ())), time.monotonic())
+
+    def _follow_log(self, view: JobView) -> None:
+        pod = view.pod_to_follow()
+        if pod is not None and self._log_thread is None and not self._stopped.is_set():
+            self._log_thread = self._spawn(self._read_log, pod)
+        if view.container_done():
+            self._container_done.set()
+
+    def _read_log(self, pod: str) -> None:
+        splitter = LineSplitter(self._output)
+        failures = 0
+        try:
+            while not self._stopped.is_set():
+                final = self._container_done.is_set()
+                try:
+                    ended = self._read_log_once(pod, final, splitter)
+                except KubeApiError as exc:
+                    failures += 1
+                    if exc.status == 404:
+                        self._log.debug("the log of pod %s is gone: %s", pod, exc)
+                        return
+                    if failures > LOG_RETRIES:
+                        self._log.warning("cannot read the log of pod %s: %s", pod, one_line(exc))
+                        return
+                    self._container_done.wait(LOG_REOPEN_WAIT)
+                    continue
+                if final and ended:
+                    return
+                # a followed stream ended: the container exited (its end is on the way through
+                # the pods' watch), or something cut the stream while it still runs
+                self._container_done.wait(LOG_REOPEN_WAIT)
+        finally:
+            splitter.close()
+
+    def _read_log_once(self, pod: str, final: bool, splitter: LineSplitter) -> bool:
+        """Read one log stream from its start, passing on what lies past the bytes delivered so
+        far; ``True`` when the stream ended (rather than was interrupted)."""
+        stream = self._api.pod_log(pod, CONTAINER_NAME, follow=not final)
         with self._lock:
             if self._stopped.is_set():
                 stream.close()
-                return
+                return False
             self._log_stream = stream
-        splitter = LineSplitter(self._output)
+        skip = self._delivered
         try:
             while chunk := stream.read():
+                if skip >= len(chunk):
+                    skip -= len(chunk)
+                    continue
+                if skip:
+                    chunk, skip = chunk[skip:], 0
+                self._delivered += len(chunk)
                 splitter.feed(chunk)
-        except KubeApiError as exc:
-            self._log.warning("the log of pod %s broke off: %s", pod, exc)
         finally:
-            splitter.close()
+            with self._lock:
+                self._log_stream = None
             stream.close()
+        return not self._stopped.is_set()

@@ -12,7 +12,8 @@ namespace that does not exist answers 200 with nothing in it, and only a create 
 
 - ``/api``, ``/apis``, ``/version``: minimal discovery;
 - ``/apis/batch/v1/namespaces/NS/jobs[/NAME]``: create (validated, 422 ``Invalid``; with
-  ``dryRun=All`` checked for namespace, RBAC and admission and not stored), get, list and watch (``labelSelector``, ``fieldSelector=metadata.name=…``), delete with
+  ``dryRun=All`` checked for namespace, RBAC and admission and not stored), get, list and
+  watch (``labelSelector``, ``fieldSelector=metadata.name=…``), delete with
   ``propagationPolicy`` (query or ``DeleteOptions`` body); see :mod:`.controller`;
 - ``/api/v1/namespaces/NS/pods[/NAME[/log]]``: get, list, watch, delete; ``log`` with
   ``follow=true`` streams the container's output as it is written; see :mod:`.kubelet`;
@@ -461,4 +462,6 @@ def _verb(method: str, name: str | None, sub: str | None, query: dict[str, str])
         if name is not None:
             return "get"
         return "watch" if query.get("watch") in ("true", "1") else "list"
-    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+        method, method.lower()
+    )

@@ -264,7 +264,10 @@ class DockerKubelet:
         """One transient pull failure and its back-off; ``True`` when the pod was deleted meanwhile."""
         image = container["image"]
         message = f'failed to pull image "{image}": dial tcp: i/o timeout (a transient test failure)'
-        for reason, text in (("ErrImagePull", message), ("ImagePullBackOff", f'Back-off pulling image "{image}"')):
+        for reason, text in (
+            ("ErrImagePull", message),
+            ("ImagePullBackOff", f'Back-off pulling image "{image}"'),
+        ):
             state = {"waiting": {"reason": reason, "message": text}}
             self._set_status(run, {"containerStatuses": [self._container_status(container, state)]})
             if run.stopping.wait(BACKOFF_SECONDS):
