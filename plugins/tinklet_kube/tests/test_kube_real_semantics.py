@@ -139,6 +139,26 @@ def test_an_unschedulable_pod_fails_after_the_scheduling_limit(
     assert server_cluster.jobs(action.workflow_id) == []
 
 
+def test_a_pod_refused_by_admission_fails_the_action_with_the_reason(
+    server_cluster: Cluster, behaviour: ServerBehaviour, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Pod Security admission refuses the Job's pod, not the Job: only the action can know
+    behaviour.refuse_pods = 'violates PodSecurity "restricted:latest": privileged'
+    settings = server_cluster.settings(kube_schedule_timeout=4)
+    runtime = KubeRuntime(settings)
+    try:
+        action = new_action(TEST_IMAGE, "echo", "never runs")
+        with caplog.at_level(logging.WARNING, logger="tinklet.test.kube"):
+            outcome = runtime.tinklet_execute_action(new_run(action, settings).context)
+    finally:
+        runtime.close()
+    assert outcome.state is State.FAILED
+    assert outcome.reason.startswith("no pod was made for the Job within 4s: FailedCreate: ")
+    assert 'violates PodSecurity "restricted:latest": privileged' in outcome.reason
+    assert any("FailedCreate" in record.getMessage() for record in caplog.records)
+    assert server_cluster.jobs(action.workflow_id) == []
+
+
 def test_a_transient_pull_error_is_retried(
     server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
 ) -> None:

@@ -192,7 +192,8 @@ class KubeApi:
         field_selector: str | None = None,
         limit: int | None = None,
     ) -> JSON:
-        """A ``jobs`` or ``pods`` list (with ``metadata.resourceVersion``) in the namespace."""
+        """A ``jobs``, ``pods`` or ``events`` list (with ``metadata.resourceVersion``) in the
+        namespace."""
         return self._json(
             self._lister(kind),
             self.namespace,
@@ -241,6 +242,7 @@ class KubeApi:
         listers: dict[str, Callable[..., Any]] = {
             "jobs": self._batch.list_namespaced_job,
             "pods": self._core.list_namespaced_pod,
+            "events": self._core.list_namespaced_event,
         }
         return listers[kind]
 

@@ -41,6 +41,10 @@ LOG_REOPEN_WAIT = 1.0
 STOP_JOIN_SECONDS = 5.0
 # How often the decision is looked at again when nothing happens (the limits need a clock).
 TICK_SECONDS = 0.5
+# A Job still without a pod this long after it was made has its Events read (why: FailedCreate
+# from admission, quota, a missing service account), then again every EVENTS_EVERY seconds.
+EVENTS_AFTER = 2.0
+EVENTS_EVERY = 5.0
 _Item = tuple[str, WatchEvent | Exception | None]
 
 
@@ -143,6 +147,7 @@ class JobFollower:
         outcome: Outcome | None = None
         listed = False
         told: str | None = None
+        events_at = view.started + EVENTS_AFTER
         try:
             while outcome is None and not self._stopped.is_set():
                 try:
@@ -162,6 +167,9 @@ class JobFollower:
                 if view.needs_pod_list() and not listed:
                     listed = True
                     self._list_pods(view)
+                if view.current_pod() is None and view.job is not None and time.monotonic() >= events_at:
+                    events_at = time.monotonic() + EVENTS_EVERY
+                    view.no_pod_reason = self._job_warning(view.job)
                 trouble = view.trouble(time.monotonic())
                 if trouble is not None and trouble != told:
                     self._log.warning("%s", one_line(trouble))
@@ -187,6 +195,25 @@ class JobFollower:
             self._log.debug("listing the Job's pods: %s", exc)
             return
         view.apply_pod(WatchEvent("SYNC", tuple(listing.get("items") or ())), time.monotonic())
+
+    def _job_warning(self, job: JSON) -> str:
+        """``reason: message`` of the Job's latest warning Event, ``""`` when there is none (or
+        Events cannot be read: they only explain, nothing depends on them)."""
+        name = str(job.get("metadata", {}).get("name") or "")
+        try:
+            listing = self._api.list(
+                "events", field_selector=f"involvedObject.kind=Job,involvedObject.name={name}"
+            )
+        except KubeApiError as exc:
+            self._log.debug("cannot read the Events of Job %s: %s", name, exc)
+            return ""
+        warnings = [event for event in listing.get("items") or () if event.get("type") == "Warning"]
+        if not warnings:
+            return ""
+        latest = max(
+            warnings, key=lambda event: str(event.get("lastTimestamp") or event.get("eventTime") or "")
+        )
+        return f"{latest.get('reason') or 'Warning'}: {latest.get('message') or ''}"
 
     def _follow_log(self, view: JobView) -> None:
         pod = view.pod_to_follow()

@@ -16,8 +16,9 @@ pod, not the Job, decides:
   ``ImagePullBackOff`` may be transient (the kubelet retries), so they fail it once they have
   lasted ``limits.pull`` seconds;
 - a pod that is not placed on a node (``Unschedulable``), or a Job that gets no pod at all
-  (admission refused it, a quota, a missing service account), fails the action after
-  ``limits.schedule`` seconds, even when the action has no timeout.
+  (admission refused it, a quota, a missing service account: the Job's warning Event says which,
+  see ``no_pod_reason``), fails the action after ``limits.schedule`` seconds, even when the
+  action has no timeout.
 
 :meth:`JobView.trouble` is the reason Kubernetes gives meanwhile, for the log.
 """
@@ -71,6 +72,7 @@ class JobView:
     pods_synced: bool = False
     pull_failing_since: float | None = None
     pull_error: str = ""
+    no_pod_reason: str = ""  # the Job's latest warning Event while it has no pod (FailedCreate …)
 
     def apply_job(self, event: WatchEvent) -> None:
         """Take in an event of the Job's watch."""
@@ -145,7 +147,7 @@ class JobView:
         known to be wrong)."""
         pod = self.current_pod()
         if pod is None:
-            return None
+            return f"the Job has no pod yet: {self.no_pod_reason}" if self.no_pod_reason else None
         unscheduled = _unscheduled(pod)
         if unscheduled:
             return f"pod {_name(pod)} is not scheduled: {unscheduled}"
@@ -201,7 +203,8 @@ class JobView:
             return None
         limit = f"{self.limits.schedule:g}s"
         if pod is None:
-            return Outcome(State.FAILED, reason=f"no pod was made for the Job within {limit}")
+            why = f": {self.no_pod_reason}" if self.no_pod_reason else ""
+            return Outcome(State.FAILED, reason=f"no pod was made for the Job within {limit}{why}")
         if _placed(pod):
             return None
         reason = _unscheduled(pod) or "no node was chosen"
@@ -246,11 +249,6 @@ def container_status(pod: JSON) -> JSON:
         if status.get("name") == CONTAINER_NAME:
             return dict(status)
     return {}
-
-
-def pod_finished(pod: JSON) -> bool:
-    """True once the pod succeeded or failed."""
-    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
 
 
 def terminal_condition(job: JSON) -> tuple[str, str, str] | None:

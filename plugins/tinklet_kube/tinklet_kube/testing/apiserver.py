@@ -17,7 +17,9 @@ namespace that does not exist answers 200 with nothing in it, and only a create 
   ``propagationPolicy`` (query or ``DeleteOptions`` body); see :mod:`.controller`;
 - ``/api/v1/namespaces/NS/pods[/NAME[/log]]``: get, list, watch, delete; ``log`` with
   ``follow=true`` streams the container's output as it is written; see :mod:`.kubelet`;
-- ``/api/v1/namespaces/NS/secrets[/NAME]``: create, get, list, replace (PUT), delete.
+- ``/api/v1/namespaces/NS/secrets[/NAME]``: create, get, list, replace (PUT), delete;
+- ``/api/v1/namespaces/NS/events``: get and list (``fieldSelector=involvedObject.name=…``), the
+  Job controller's ``FailedCreate`` warnings.
 
 Watches follow the API's rules: ``resourceVersion`` unset or ``0`` starts with synthetic
 ``ADDED`` events for what exists; a version still in the change log resumes exactly after it;
@@ -56,9 +58,9 @@ JSON = dict[str, Any]
 log = logging.getLogger("tinklet.kube.testserver")
 _ROUTES = (
     (re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/(jobs)(?:/([^/]+))?$"), "batch/v1"),
-    (re.compile(r"^/api/v1/namespaces/([^/]+)/(pods|secrets)(?:/([^/]+))?(/log)?$"), "v1"),
+    (re.compile(r"^/api/v1/namespaces/([^/]+)/(pods|secrets|events)(?:/([^/]+))?(/log)?$"), "v1"),
 )
-_KINDS = {"jobs": "Job", "pods": "Pod", "secrets": "Secret"}
+_KINDS = {"jobs": "Job", "pods": "Pod", "secrets": "Secret", "events": "Event"}
 _GROUPS = {"jobs": "batch"}
 USER = "tinklet-test"
 _DISCOVERY: dict[str, JSON] = {

@@ -14,6 +14,8 @@ runtime against documented API server behaviour that a kind test double would hi
   under a Role without that rule;
 - ``refuse_jobs``: a validating admission webhook's message refusing every Job (also on
   server-side dry run);
+- ``refuse_pods``: an admission refusal of every pod a Job makes: the Job gets no pod, only a
+  ``FailedCreate`` warning Event (as under Pod Security admission);
 - ``unschedulable``: the scheduler's message for every new pod, which then stays ``Pending``
   with ``PodScheduled=False``, reason ``Unschedulable``;
 - ``pull_errors``: how many transient ``ErrImagePull``/``ImagePullBackOff`` rounds a pod goes
@@ -35,6 +37,7 @@ class ServerBehaviour:
     log_cut: tuple[float, float] | None = None
     forbidden: set[tuple[str, str]] = field(default_factory=set)
     refuse_jobs: str | None = None
+    refuse_pods: str | None = None
     unschedulable: str | None = None
     pull_errors: int = 0
     legacy_labels: bool = True

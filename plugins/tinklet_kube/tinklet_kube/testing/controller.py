@@ -86,11 +86,15 @@ class JobController:
             obj["status"] = {"startTime": now(), "active": 1, "ready": 0, "terminating": 0}
 
         started = self._store.update("jobs", namespace, name, defaults)
-        pod = self._store.create("pods", namespace, self._pod_for(started, self._behaviour.legacy_labels))
-        if self._behaviour.unschedulable:
-            self._unschedulable(pod, self._behaviour.unschedulable)
-        elif self.kubelet is not None:
-            self.kubelet.start_pod(pod)
+        pod_manifest = self._pod_for(started, self._behaviour.legacy_labels)
+        if self._behaviour.refuse_pods:
+            self._failed_create(started, name_of(pod_manifest), self._behaviour.refuse_pods)
+        else:
+            pod = self._store.create("pods", namespace, pod_manifest)
+            if self._behaviour.unschedulable:
+                self._unschedulable(pod, self._behaviour.unschedulable)
+            elif self.kubelet is not None:
+                self.kubelet.start_pod(pod)
         deadline = started["spec"].get("activeDeadlineSeconds")
         if deadline:
             timer = threading.Timer(float(deadline), self._deadline, args=(namespace, name, uid))
@@ -99,6 +103,33 @@ class JobController:
                 self._timers[uid] = timer
             timer.start()
         return started
+
+    def _failed_create(self, job: JSON, pod_name: str, refusal: str) -> None:
+        metadata = job["metadata"]
+        stamp = now()
+        self._store.create(
+            "events",
+            metadata["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"{name_of(job)}.{random.getrandbits(48):012x}"},
+                "involvedObject": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": name_of(job),
+                    "namespace": metadata["namespace"],
+                    "uid": metadata["uid"],
+                },
+                "type": "Warning",
+                "reason": "FailedCreate",
+                "message": f'Error creating: pods "{pod_name}" is forbidden: {refusal}',
+                "source": {"component": "job-controller"},
+                "count": 1,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+            },
+        )
 
     def _unschedulable(self, pod: JSON, message: str) -> None:
         def mark(obj: JSON) -> None:
