@@ -60,6 +60,18 @@ def test_hundred_fast_actions_deliver_every_line(
     assert delivered == [[f"line {index}"] for index in range(100)]
 
 
+def test_a_controller_that_waits_changes_nothing_the_user_sees(
+    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
+) -> None:
+    behaviour.controller_delay = 1.0  # the Job shows the pod's end about 1 s later, as usual
+    action = new_action(TEST_IMAGE, "sh", "-c", "echo one; echo two; exit 5")
+    run = new_run(action, server_cluster.settings())
+    outcome = kube.tinklet_execute_action(run.context)
+    assert (outcome.state, outcome.reason, outcome.exit_code) == (State.FAILED, "exit code 5", 5)
+    assert run.lines == ["one", "two"]
+    assert server_cluster.jobs(action.workflow_id) == []
+
+
 def test_a_log_stream_cut_mid_action_loses_and_doubles_nothing(
     server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
 ) -> None:
