@@ -171,13 +171,16 @@ def test_a_pod_refused_by_admission_fails_the_action_with_the_reason(
     assert server_cluster.jobs(action.workflow_id) == []
 
 
-def test_a_transient_pull_error_is_retried(
-    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
-) -> None:
-    behaviour.pull_errors = 1
-    action = new_action(TEST_IMAGE, "echo", "pulled at last")
-    run = new_run(action, server_cluster.settings())
-    outcome = kube.tinklet_execute_action(run.context)
+def test_a_transient_pull_error_is_retried(server_cluster: Cluster, behaviour: ServerBehaviour) -> None:
+    behaviour.pull_errors = 1  # about 2 s of ErrImagePull, then ImagePullBackOff, then it pulls
+    settings = server_cluster.settings(kube_pull_timeout=20)
+    runtime = KubeRuntime(settings)
+    try:
+        action = new_action(TEST_IMAGE, "echo", "pulled at last")
+        run = new_run(action, settings)
+        outcome = runtime.tinklet_execute_action(run.context)
+    finally:
+        runtime.close()
     assert outcome.state is State.SUCCESS
     assert run.lines == ["pulled at last"]
 

@@ -208,6 +208,8 @@ class DockerKubelet:
         for _round in range(self._behaviour.pull_errors):
             if self._pull_error(run, container):
                 return
+        if self._behaviour.pull_errors:  # pulled at last: the container is being made
+            self._set_status(run, {"containerStatuses": [self._container_status(container, waiting)]})
         if not self._image_present(image):
             self._image_missing(run, container)
             return
