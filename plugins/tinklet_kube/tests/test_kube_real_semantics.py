@@ -44,9 +44,11 @@ def kube(server_cluster: Cluster, behaviour: ServerBehaviour) -> Iterator[KubeRu
 def test_hundred_fast_actions_deliver_every_line(
     server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
 ) -> None:
-    # the controller completes the Job at once, and the pods' watch runs behind the Jobs' watch
+    # the controller completes the Job at once; the kubelet's relist never sees these short
+    # containers running (Pending, then Succeeded); the pods' watch runs behind the Jobs' watch
     behaviour.controller_delay = 0.0
-    behaviour.watch_lag = {"pods": 0.6}
+    behaviour.status_sync = 1.0
+    behaviour.watch_lag = {"pods": 0.5}
     actions = [new_action(TEST_IMAGE, "echo", f"line {index}") for index in range(100)]
 
     def run(index: int) -> tuple[State, list[str]]:

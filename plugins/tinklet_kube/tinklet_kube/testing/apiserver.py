@@ -376,8 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             version = latest
             lag = self.server.api.behaviour.watch_lag.get(resource, 0.0)
-            if changes and lag > 0:
-                time.sleep(lag)
+            if changes and lag > 0:  # each change goes out ``lag`` seconds after it happened
+                time.sleep(max(0.0, changes[-1].at + lag - time.monotonic()))
             wanted = ((change.type, change.obj) for change in changes if selector.matches(change.obj))
             if not self._send_events(wanted) or self._client_gone():
                 return

@@ -7,7 +7,11 @@ runtime against documented API server behaviour that a kind test double would hi
 - ``controller_delay``: seconds the Job controller waits before a pod's end shows on its Job
   (a real controller batches pod changes for about 1 s; ``0`` reacts at once);
 - ``watch_lag``: seconds by which watch events of a resource (``"pods"``, ``"jobs"``) are held
-  back; watches on different resources are not ordered with respect to each other;
+  back (each goes out that long after its change); watches on different resources are not
+  ordered with respect to each other;
+- ``status_sync``: seconds after its start a container is looked at and reported ``Running``
+  if it still runs (a real kubelet relists containers about once a second, so a short action
+  goes from ``Pending`` straight to ``Succeeded``); ``0`` reports it at once;
 - ``log_cut``: ``(low, high)``: a followed pod log ends cleanly after a random time in that range,
   as a proxy's idle timeout ends it while the container still runs;
 - ``forbidden``: ``(verb, resource)`` pairs (``("create", "jobs")``) answered 403 Forbidden, as
@@ -34,6 +38,7 @@ class ServerBehaviour:
 
     controller_delay: float = 0.0
     watch_lag: dict[str, float] = field(default_factory=dict)
+    status_sync: float = 0.0
     log_cut: tuple[float, float] | None = None
     forbidden: set[tuple[str, str]] = field(default_factory=set)
     refuse_jobs: str | None = None

@@ -128,6 +128,7 @@ class PodRun:
     lock: threading.Lock = field(default_factory=threading.Lock)
     container: str | None = None
     thread: threading.Thread | None = None
+    ended: bool = False
 
 
 class DockerKubelet:
@@ -225,23 +226,40 @@ class DockerKubelet:
             return
         container_id = f"docker://{run.container}"
         started = now()
-        self._set_status(
-            run,
-            {
-                "phase": "Running",
-                "containerStatuses": [
-                    self._container_status(
-                        container, {"running": {"startedAt": started}}, containerID=container_id
-                    )
-                ],
-            },
-        )
+        running = {
+            "phase": "Running",
+            "containerStatuses": [
+                self._container_status(
+                    container, {"running": {"startedAt": started}}, containerID=container_id
+                )
+            ],
+        }
+
+        def report_running(relist: bool) -> None:
+            if relist and not self._still_running(str(run.container)):
+                return  # the relist found it exited: the pod goes from Pending to its end
+            with run.lock:
+                if not run.ended:
+                    self._set_status(run, running)
+
+        sync = self._behaviour.status_sync
+        timer = threading.Timer(sync, report_running, args=(True,)) if sync > 0 else None
+        if timer is None:
+            report_running(False)
+        else:
+            timer.daemon = True
+            timer.start()
         try:
             code = int(self._streams.wait(run.container).get("StatusCode", -1))
             oom = bool(self._api.inspect_container(run.container)["State"].get("OOMKilled"))
         except (docker.errors.APIError, OSError) as exc:  # removed under us: the server is closing
             log.debug("waiting for %s: %s", run.container, exc)
             return
+        finally:
+            with run.lock:
+                run.ended = True
+            if timer is not None:
+                timer.cancel()
         reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
         terminated = {
             "exitCode": code,
@@ -275,6 +293,12 @@ class DockerKubelet:
             if run.stopping.wait(BACKOFF_SECONDS):
                 return True
         return False
+
+    def _still_running(self, container: str) -> bool:
+        try:
+            return bool(self._api.inspect_container(container)["State"].get("Running"))
+        except docker.errors.APIError:
+            return False
 
     def _image_present(self, image: str) -> bool:
         try:

@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -129,14 +130,15 @@ class Selector:
 
 @dataclass(frozen=True)
 class Change:
-    """One write: its version, where it happened, its type and the object after it (never
-    mutated: readers may share it)."""
+    """One write: its version, where it happened, its type, the object after it (never
+    mutated: readers may share it), and when (``time.monotonic()``)."""
 
     version: int
     resource: str
     namespace: str
     type: str
     obj: JSON
+    at: float = 0.0
 
 
 Changes = list[Change]
@@ -169,7 +171,8 @@ class ObjectStore:
         obj.setdefault("metadata", {})["resourceVersion"] = str(self._version)
         if len(self._changes) == self._changes.maxlen:
             self._oldest = self._changes[0].version
-        self._changes.append(Change(self._version, resource, namespace, kind, copy.deepcopy(obj)))
+        change = Change(self._version, resource, namespace, kind, copy.deepcopy(obj), time.monotonic())
+        self._changes.append(change)
         self._cond.notify_all()
         return copy.deepcopy(obj)
 
