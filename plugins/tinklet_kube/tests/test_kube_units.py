@@ -7,7 +7,7 @@ import json
 
 import pytest
 from kube_helpers import new_action
-from tinklet_kube.follow import pod_selector
+from tinklet_kube.follow import pod_selector, printable
 from tinklet_kube.manifests import JobOptions, job_manifest, pull_secret_manifest, unsupported_reason
 from tinklet_kube.names import is_dns_label, is_label_value, job_name, label_value, pull_secret_name
 from tinklet_kube.outcome import JobView, Limits
@@ -264,3 +264,7 @@ def test_pods_are_selected_by_the_jobs_own_selector() -> None:
 def test_a_deleted_job_fails_the_action() -> None:
     outcome = _view(None).outcome(0.0)
     assert outcome is not None and outcome.state is State.FAILED and "deleted" in outcome.reason
+
+
+def test_server_text_is_one_printable_line() -> None:
+    assert printable("0/3 nodes\n are \x1b[31mavailable") == "0/3 nodes are \\x1b[31mavailable"

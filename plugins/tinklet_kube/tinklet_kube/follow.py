@@ -56,6 +56,12 @@ class FollowApi(WatchSource, Protocol):
         ...
 
 
+def printable(text: object) -> str:
+    """``text`` from the server made safe for one log line: whitespace runs collapsed, other
+    control characters escaped (``\\x1b``), so a message cannot forge or garble log lines."""
+    return "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in one_line(text))
+
+
 def pod_selector(job: JSON) -> str:
     """The label selector of the Job's pods: its own ``spec.selector.matchLabels`` (the current
     ``batch.kubernetes.io/controller-uid``), else the legacy ``controller-uid`` label."""
@@ -172,7 +178,7 @@ class JobFollower:
                     view.no_pod_reason = self._job_warning(view.job)
                 trouble = view.trouble(time.monotonic())
                 if trouble is not None and trouble != told:
-                    self._log.warning("%s", one_line(trouble))
+                    self._log.warning("%s", printable(trouble))
                 told = trouble
                 self._follow_log(view)
                 outcome = view.outcome(time.monotonic())
@@ -236,7 +242,7 @@ class JobFollower:
                         self._log.debug("the log of pod %s is gone: %s", pod, exc)
                         return
                     if failures > LOG_RETRIES:
-                        self._log.warning("cannot read the log of pod %s: %s", pod, one_line(exc))
+                        self._log.warning("cannot read the log of pod %s: %s", pod, printable(exc))
                         return
                     self._container_done.wait(LOG_REOPEN_WAIT)
                     continue
