@@ -238,7 +238,7 @@ class JobFollower:
                     ended = self._read_log_once(pod, final, splitter)
                 except KubeApiError as exc:
                     failures += 1
-                    if exc.status == 404:
+                    if exc.status in (400, 404) and final:  # the pod is being removed or gone
                         self._log.debug("the log of pod %s is gone: %s", pod, exc)
                         return
                     if failures > LOG_RETRIES:
@@ -248,6 +248,7 @@ class JobFollower:
                     continue
                 if final and ended:
                     return
+                failures = 0
                 # a followed stream ended: the container exited (its end is on the way through
                 # the pods' watch), or something cut the stream while it still runs
                 self._container_done.wait(LOG_REOPEN_WAIT)
