@@ -93,6 +93,18 @@ def test_a_log_stream_cut_mid_action_loses_and_doubles_nothing(
         assert lines == expected
 
 
+def test_output_after_a_cut_just_before_the_end_is_fetched(
+    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
+) -> None:
+    # the stream is cut during the quiet second; the container prints the rest and exits while
+    # tinklet waits to tell a cut from the end: what it never got must still arrive, once
+    behaviour.log_cut = (0.3, 0.4)
+    action = new_action(TEST_IMAGE, "sh", "-c", "echo start; sleep 1; seq 1 300")
+    run = new_run(action, server_cluster.settings())
+    assert kube.tinklet_execute_action(run.context).state is State.SUCCESS
+    assert run.lines == ["start", *(str(number) for number in range(1, 301))]
+
+
 def test_a_missing_namespace_stops_tinklet_at_start(server_cluster: Cluster) -> None:
     # a real API server lists nothing (200) in a namespace that does not exist
     assert server_cluster.batch.list_namespaced_job("nope").items == []

@@ -225,15 +225,17 @@ class KubeApi:
         )
         return Stream(response)
 
-    def pod_log(self, name: str, container: str, *, follow: bool) -> Stream:
-        """The container's output from its start; with ``follow``, until the container exits
-        (or something between here and the kubelet ends the stream)."""
+    def pod_log(self, name: str, container: str, *, follow: bool, tail_lines: int | None = None) -> Stream:
+        """The container's output from its start (its last ``tail_lines`` lines only, if given);
+        with ``follow``, until the container exits (or something between here and the kubelet
+        ends the stream)."""
         response = self._call(
             self._core.read_namespaced_pod_log,
             name,
             self.namespace,
             container=container,
             follow=follow,
+            tail_lines=tail_lines,
             _request_timeout=None if follow else REQUEST_TIMEOUT,
         )
         return Stream(response)

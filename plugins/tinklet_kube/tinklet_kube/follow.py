@@ -10,8 +10,9 @@ has been read to its end, so the calling thread can wait for it with
 
 The log is read as a byte sequence from its start: a followed stream that ends while the
 container still runs (a proxy's idle timeout) is opened again and the bytes already delivered are
-skipped, so no line is lost or doubled; once the container has ended, one last read without
-``follow`` fetches whatever the streams did not deliver.
+skipped, so no line is lost or doubled. Once the container has ended, the log's last lines
+(``tailLines``) are compared with the end of what was delivered: when they match, the log was
+read whole; when not, one last read without ``follow`` fetches what the streams did not deliver.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ LOG_RETRIES = 5
 # before opening a followed stream again.
 LOG_REOPEN_WAIT = 1.0
 STOP_JOIN_SECONDS = 5.0
+# The end-of-log check: how many last lines are compared, and how many delivered bytes are kept
+# to compare them with (a longer tail means a full last read instead).
+TAIL_CHECK_LINES = 20
+TAIL_KEEP_BYTES = 256 * 1024
 # How often the decision is looked at again when nothing happens (the limits need a clock).
 TICK_SECONDS = 0.5
 # A Job still without a pod this long after it was made has its Events read (why: FailedCreate
@@ -51,8 +56,11 @@ _Item = tuple[str, WatchEvent | Exception | None]
 class FollowApi(WatchSource, Protocol):
     """What :class:`JobFollower` needs from the API (see :class:`tinklet_kube.api.KubeApi`)."""
 
-    def pod_log(self, name: str, container: str, *, follow: bool) -> ByteStream:
-        """The container's output from its start (followed until it exits, with ``follow``)."""
+    def pod_log(
+        self, name: str, container: str, *, follow: bool, tail_lines: int | None = None
+    ) -> ByteStream:
+        """The container's output from its start, or its last ``tail_lines`` (followed until it
+        exits, with ``follow``)."""
         ...
 
 
@@ -97,6 +105,7 @@ class JobFollower:
         }
         self._container_done = threading.Event()
         self._delivered = 0  # bytes of the log passed on so far (the log thread's own)
+        self._recent = bytearray()  # the last TAIL_KEEP_BYTES of them
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -251,19 +260,51 @@ class JobFollower:
                 failures = 0
                 # a followed stream ended: the container exited (its end is on the way through
                 # the pods' watch), or something cut the stream while it still runs
-                self._container_done.wait(LOG_REOPEN_WAIT)
+                if ended and self._container_done.wait(LOG_REOPEN_WAIT) and self._read_whole(pod):
+                    return
         finally:
             splitter.close()
+
+    def _read_whole(self, pod: str) -> bool:
+        """True when the log's last lines are the last lines delivered (the log was read whole)."""
+        try:
+            stream = self._open_log(pod, follow=False, tail_lines=TAIL_CHECK_LINES)
+        except KubeApiError as exc:
+            self._log.debug("reading the end of the log of pod %s: %s", pod, exc)
+            return False
+        if stream is None:
+            return True  # stopping: nothing more is wanted
+        tail = bytearray()
+        try:
+            while (chunk := stream.read()) and len(tail) <= TAIL_KEEP_BYTES:
+                tail += chunk
+        except KubeApiError:
+            return False
+        finally:
+            self._close_log(stream)
+        return len(tail) <= min(TAIL_KEEP_BYTES, len(self._recent)) and self._recent.endswith(tail)
+
+    def _open_log(self, pod: str, *, follow: bool, tail_lines: int | None = None) -> ByteStream | None:
+        """A log stream that :meth:`stop` can interrupt; ``None`` when stopping."""
+        stream = self._api.pod_log(pod, CONTAINER_NAME, follow=follow, tail_lines=tail_lines)
+        with self._lock:
+            if self._stopped.is_set():
+                stream.close()
+                return None
+            self._log_stream = stream
+        return stream
+
+    def _close_log(self, stream: ByteStream) -> None:
+        with self._lock:
+            self._log_stream = None
+        stream.close()
 
     def _read_log_once(self, pod: str, final: bool, splitter: LineSplitter) -> bool:
         """Read one log stream from its start, passing on what lies past the bytes delivered so
         far; ``True`` when the stream ended (rather than was interrupted)."""
-        stream = self._api.pod_log(pod, CONTAINER_NAME, follow=not final)
-        with self._lock:
-            if self._stopped.is_set():
-                stream.close()
-                return False
-            self._log_stream = stream
+        stream = self._open_log(pod, follow=not final)
+        if stream is None:
+            return False
         skip = self._delivered
         try:
             while chunk := stream.read():
@@ -273,9 +314,10 @@ class JobFollower:
                 if skip:
                     chunk, skip = chunk[skip:], 0
                 self._delivered += len(chunk)
+                self._recent += chunk
+                if len(self._recent) > TAIL_KEEP_BYTES:
+                    del self._recent[:-TAIL_KEEP_BYTES]
                 splitter.feed(chunk)
         finally:
-            with self._lock:
-                self._log_stream = None
-            stream.close()
+            self._close_log(stream)
         return not self._stopped.is_set()

@@ -16,7 +16,8 @@ namespace that does not exist answers 200 with nothing in it, and only a create 
   watch (``labelSelector``, ``fieldSelector=metadata.name=…``), delete with
   ``propagationPolicy`` (query or ``DeleteOptions`` body); see :mod:`.controller`;
 - ``/api/v1/namespaces/NS/pods[/NAME[/log]]``: get, list, watch, delete; ``log`` with
-  ``follow=true`` streams the container's output as it is written; see :mod:`.kubelet`;
+  ``tailLines=N`` gives the last lines, with ``follow=true`` it streams the container's output as
+  it is written; see :mod:`.kubelet`;
 - ``/api/v1/namespaces/NS/secrets[/NAME]``: create, get, list, replace (PUT), delete;
 - ``/api/v1/namespaces/NS/events``: get and list (``fieldSelector=involvedObject.name=…``), the
   Job controller's ``FailedCreate`` warnings.
@@ -260,7 +261,10 @@ class _Handler(BaseHTTPRequestHandler):
         if sub == "/log":
             if resource != "pods" or method != "GET" or name is None:
                 raise StatusError(405, "MethodNotAllowed", "the server does not allow this method")
-            self._log(namespace, name, query.get("follow") in ("true", "1"))
+            tail = query.get("tailLines")
+            if tail is not None and not tail.isdigit():
+                raise bad_request(f"invalid tailLines {tail!r}")
+            self._log(namespace, name, query.get("follow") in ("true", "1"), int(tail) if tail else None)
             return
         if name is None and method == "GET":
             selector = Selector(query.get("labelSelector"), query.get("fieldSelector"))
@@ -389,10 +393,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
         return True
 
-    def _log(self, namespace: str, name: str, follow: bool) -> None:
+    def _log(self, namespace: str, name: str, follow: bool, tail: int | None) -> None:
         api = self.server.api
         api.store.get("pods", namespace, name)
-        chunks, stop = api.kubelet.logs(namespace, name, follow)
+        chunks, stop = api.kubelet.logs(namespace, name, follow, tail)
         cut = api.behaviour.log_cut
         timer = None
         if follow and cut is not None:  # a proxy's idle timeout: the stream ends, the container runs on

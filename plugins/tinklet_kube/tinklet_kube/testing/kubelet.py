@@ -81,14 +81,18 @@ class _LogReader:
         self._closed = False
         self._current: Any = None
 
-    def _open(self, follow: bool) -> Any:
+    def _open(self, follow: bool, tail: int | None = None) -> Any:
         with self._lock:
             if self._closed:
                 return iter(())
             self._current = self._api.logs(
-                self._container, stdout=True, stderr=True, stream=True, follow=follow
+                self._container, stdout=True, stderr=True, stream=True, follow=follow, tail=tail or "all"
             )
             return self._current
+
+    def last_lines(self, count: int) -> Iterator[bytes]:
+        """The log's last ``count`` lines (``tailLines``)."""
+        yield from self._open(False, count)
 
     def chunks(self, follow: bool) -> Iterator[bytes]:
         """The log's bytes as they come."""
@@ -395,8 +399,11 @@ class DockerKubelet:
             except docker.errors.APIError as exc:
                 log.debug("removing %s: %s", container, exc)
 
-    def logs(self, namespace: str, name: str, follow: bool) -> tuple[Iterator[bytes], Callable[[], None]]:
-        """The container's output (stdout and stderr) and a function that stops the stream."""
+    def logs(
+        self, namespace: str, name: str, follow: bool, tail: int | None = None
+    ) -> tuple[Iterator[bytes], Callable[[], None]]:
+        """The container's output (stdout and stderr; its last ``tail`` lines only, if given) and a
+        function that stops the stream."""
         with self._lock:
             run = self._runs.get((namespace, name))
         container = run.container if run is not None else None
@@ -410,6 +417,8 @@ class DockerKubelet:
                 400, "BadRequest", f'container "action" in pod "{name}" is waiting to start: {reason}'
             )
         reader = _LogReader(self._streams, container)
+        if tail is not None and not follow:
+            return reader.last_lines(tail), reader.close
         return reader.chunks(follow), reader.close
 
     def close(self) -> None:
