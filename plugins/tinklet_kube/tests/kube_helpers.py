@@ -33,7 +33,13 @@ class Cluster:
         return RuntimeSettings(
             agent_id="agent-1",
             privilege=Privilege.PRIVILEGED,
-            options={"kubeconfig": self.kubeconfig, "kube_namespace": self.namespace, **options},
+            # a short pull window: the tests' unpullable images would otherwise wait out the default
+            options={
+                "kubeconfig": self.kubeconfig,
+                "kube_namespace": self.namespace,
+                "kube_pull_timeout": 3,
+                **options,
+            },
         )
 
     def jobs(self, workflow_id: str) -> list[Any]:

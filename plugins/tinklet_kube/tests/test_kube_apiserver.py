@@ -104,7 +104,8 @@ def test_status_errors_have_the_real_codes(server_cluster: Cluster, jobs: list[s
     bad_label["metadata"]["labels"]["tinklet.action"] = "task/hello"
     code, status = api_error(batch.create_namespaced_job, "default", bad_label)
     assert code == 422 and "metadata.labels" in status["message"]
-    assert api_error(batch.list_namespaced_job, "nowhere")[0] == 404
+    assert batch.list_namespaced_job("nowhere").items == []  # a list says 200, as a real server does
+    assert api_error(batch.create_namespaced_job, "nowhere", job_body(unique(), "true"))[0] == 404
 
 
 def test_a_wrong_token_is_unauthorized(test_server: KubeTestServer) -> None:
@@ -270,3 +271,26 @@ def test_secrets_are_validated_without_echoing_them(server_cluster: Cluster) -> 
     broken = dict(body, data={".dockerconfigjson": base64.b64encode(b"hunter2 not json").decode()})
     code, status = api_error(core.create_namespaced_secret, "default", broken)
     assert code == 422 and "hunter2" not in status["message"]
+
+
+def test_a_dry_run_create_checks_everything_and_makes_nothing(server_cluster: Cluster) -> None:
+    batch = server_cluster.batch
+    name = unique()
+    made = batch.create_namespaced_job("default", job_body(name, "true"), dry_run="All")
+    assert made.metadata.name == name
+    assert batch.list_namespaced_job("default", field_selector=f"metadata.name={name}").items == []
+    code, status = api_error(batch.create_namespaced_job, "nope", job_body(name, "true"), dry_run="All")
+    assert (code, status["message"]) == (404, 'namespaces "nope" not found')
+    assert (
+        api_error(batch.create_namespaced_job, "default", job_body("Bad_Name", "true"), dry_run="All")[0]
+        == 422
+    )
+    server_cluster.server.behaviour.forbidden = {("create", "jobs")}
+    try:
+        code, status = api_error(
+            batch.create_namespaced_job, "default", job_body(name, "true"), dry_run="All"
+        )
+    finally:
+        server_cluster.server.behaviour.reset()
+    assert (code, status["reason"]) == (403, "Forbidden")
+    assert 'cannot create resource "jobs" in API group "batch"' in status["message"]

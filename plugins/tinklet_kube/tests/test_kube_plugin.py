@@ -37,8 +37,18 @@ def test_the_runtime_spec() -> None:
     spec = find_runtime(loaded.manager, "kubernetes")
     assert spec.name == "kube" and spec.aliases == ("kubernetes",)
     options = {option.name: option for option in spec.options}
-    assert set(options) == {"kubeconfig", "kube-namespace", "kube-service-account", "kube-allow-host"}
-    assert options["kube-namespace"].default == "default"
+    assert set(options) == {
+        "kubeconfig",
+        "kube-namespace",
+        "kube-service-account",
+        "kube-allow-host",
+        "kube-schedule-timeout",
+        "kube-pull-timeout",
+    }
+    # no fixed default: the kubeconfig context's namespace, else the pod's own, else "default"
+    assert options["kube-namespace"].default is None
+    for limit in ("kube-schedule-timeout", "kube-pull-timeout"):
+        assert options[limit].kind is float and options[limit].default > 0
     assert options["kube-allow-host"].kind is bool and options["kube-allow-host"].default is False
     assert options["kubeconfig"].default is None and options["kubeconfig"].env_fallback == "KUBECONFIG"
     (info,) = [info for info in describe_plugins(loaded) if info.name == "kube"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.runtime import RuntimeOption, RuntimeSpec
+from tinklet_kube.outcome import DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT
 from tinklet_kube.runtime import KubeRuntime
 
 OPTIONS = (
@@ -17,7 +18,11 @@ OPTIONS = (
         "else ~/.kube/config)",
         env_fallback="KUBECONFIG",
     ),
-    RuntimeOption(name="kube-namespace", help="namespace the action Jobs run in", default="default"),
+    RuntimeOption(
+        name="kube-namespace",
+        help="namespace the action Jobs run in (default: the kubeconfig context's, else the pod's own, "
+        "else 'default')",
+    ),
     RuntimeOption(name="kube-service-account", help="service account of the action pods (default: none)"),
     RuntimeOption(
         name="kube-allow-host",
@@ -25,6 +30,19 @@ OPTIONS = (
         "and hostPath (refused otherwise)",
         kind=bool,
         default=False,
+    ),
+    RuntimeOption(
+        name="kube-schedule-timeout",
+        help="seconds an action's pod may wait to be made and scheduled before the action fails, "
+        "even without an action timeout",
+        kind=float,
+        default=DEFAULT_SCHEDULE_LIMIT,
+    ),
+    RuntimeOption(
+        name="kube-pull-timeout",
+        help="seconds an image pull may keep failing (the kubelet retries) before the action fails",
+        kind=float,
+        default=DEFAULT_PULL_LIMIT,
     ),
 )
 

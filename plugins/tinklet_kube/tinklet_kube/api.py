@@ -8,6 +8,9 @@ own, so the client's process-wide default is never touched.
 Responses are read raw (``_preload_content=False``) and parsed as JSON: the rest of the plugin
 works on the API's own field names (``status.containerStatuses``) with no model classes, and
 watches and logs stream with bounded memory.
+
+urllib3's own retries are off (they log a "Retrying" warning per attempt): a call that cannot
+connect is tried again here, quietly, and fails with one line.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.incluster_config import load_incluster_config
-from kubernetes.config.kube_config import load_kube_config
+from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME, load_incluster_config
+from kubernetes.config.kube_config import list_kube_config_contexts, load_kube_config
 
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_kube.errors import KubeApiError
@@ -34,23 +38,27 @@ DEFAULT_KUBECONFIG = "~/.kube/config"
 # (connect, read) seconds for ordinary calls; streams have no read timeout and are closed instead.
 REQUEST_TIMEOUT = (10.0, 60.0)
 CONNECT_TIMEOUT = 10.0
+# Calls that could not connect are tried this many times in all, this far apart (seconds).
+CONNECT_ATTEMPTS = 3
+CONNECT_BACKOFF = 0.3
 JSON = dict[str, Any]
 
 
-def load_configuration(kubeconfig: str | None) -> client.Configuration:
-    """A client configuration from ``kubeconfig``, else in-cluster, else ``~/.kube/config``.
+def load_configuration(kubeconfig: str | None) -> tuple[client.Configuration, str | None]:
+    """A client configuration from ``kubeconfig``, else in-cluster, else ``~/.kube/config``, and
+    the namespace that configuration names (the current context's, or the pod's own), if any.
 
     ``kubeconfig`` may list several files separated by ``:`` (like ``KUBECONFIG``); they are
     merged as kubectl merges them. Raises :class:`RuntimeUnavailable` with one line saying what
     was tried.
     """
     configuration = client.Configuration()
+    configuration.retries = False
     if kubeconfig:
-        _load_files(kubeconfig, configuration)
-        return configuration
+        return configuration, _load_files(kubeconfig, configuration)
     try:
         load_incluster_config(client_configuration=configuration)
-        return configuration
+        return configuration, _pod_namespace()
     except ConfigException:
         pass
     default = Path(DEFAULT_KUBECONFIG).expanduser()
@@ -59,19 +67,29 @@ def load_configuration(kubeconfig: str | None) -> client.Configuration:
             f"no Kubernetes configuration: not running in a pod and {default} does not exist "
             "(pass --kubeconfig)"
         )
-    _load_files(str(default), configuration)
-    return configuration
+    return configuration, _load_files(str(default), configuration)
 
 
-def _load_files(kubeconfig: str, configuration: client.Configuration) -> None:
+def _load_files(kubeconfig: str, configuration: client.Configuration) -> str | None:
     paths = [Path(part).expanduser() for part in kubeconfig.split(os.pathsep) if part]
     if not any(path.is_file() for path in paths):
         raise RuntimeUnavailable(f"kubeconfig {kubeconfig} does not exist")
     joined = os.pathsep.join(str(path) for path in paths)
     try:
         load_kube_config(config_file=joined, client_configuration=configuration, persist_config=False)
+        _contexts, current = list_kube_config_contexts(config_file=joined)
     except (ConfigException, OSError, ValueError) as exc:
         raise RuntimeUnavailable(f"cannot load kubeconfig {kubeconfig}: {exc}") from None
+    namespace = ((current or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
+def _pod_namespace() -> str | None:
+    path = Path(SERVICE_TOKEN_FILENAME).with_name("namespace")
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 class Stream:
@@ -139,6 +157,19 @@ class KubeApi:
                 return None
             raise
 
+    def dry_run_create_job(self, manifest: JSON) -> None:
+        """Ask the server whether it would create ``manifest`` (namespace, RBAC, admission,
+        validation) without creating anything."""
+        self._json(self._batch.create_namespaced_job, self.namespace, manifest, dry_run="All")
+
+    def dry_run_delete_job(self, name: str) -> None:
+        """Ask the server whether this client may delete Jobs; a 404 (no such Job) means yes."""
+        try:
+            self._json(self._batch.delete_namespaced_job, name, self.namespace, dry_run="All")
+        except KubeApiError as exc:
+            if exc.status != 404:
+                raise
+
     def delete_job(self, name: str) -> bool:
         """Delete a Job and (foreground) its pods; ``False`` when it was already gone."""
         try:
@@ -161,7 +192,8 @@ class KubeApi:
         field_selector: str | None = None,
         limit: int | None = None,
     ) -> JSON:
-        """A ``jobs`` or ``pods`` list (with ``metadata.resourceVersion``) in the namespace."""
+        """A ``jobs``, ``pods`` or ``events`` list (with ``metadata.resourceVersion``) in the
+        namespace."""
         return self._json(
             self._lister(kind),
             self.namespace,
@@ -193,15 +225,18 @@ class KubeApi:
         )
         return Stream(response)
 
-    def pod_log(self, name: str, container: str) -> Stream:
-        """The container's output from its start, following it until the container exits."""
+    def pod_log(self, name: str, container: str, *, follow: bool, tail_lines: int | None = None) -> Stream:
+        """The container's output from its start (its last ``tail_lines`` lines only, if given);
+        with ``follow``, until the container exits (or something between here and the kubelet
+        ends the stream)."""
         response = self._call(
             self._core.read_namespaced_pod_log,
             name,
             self.namespace,
             container=container,
-            follow=True,
-            _request_timeout=None,
+            follow=follow,
+            tail_lines=tail_lines,
+            _request_timeout=None if follow else REQUEST_TIMEOUT,
         )
         return Stream(response)
 
@@ -209,6 +244,7 @@ class KubeApi:
         listers: dict[str, Callable[..., Any]] = {
             "jobs": self._batch.list_namespaced_job,
             "pods": self._core.list_namespaced_pod,
+            "events": self._core.list_namespaced_event,
         }
         return listers[kind]
 
@@ -250,12 +286,18 @@ class KubeApi:
         return parsed if isinstance(parsed, dict) else {}
 
     def _call(self, call: Callable[..., Any], *args: Any, quiet: bool = False, **kwargs: Any) -> Any:
-        try:
-            return call(*args, _preload_content=False, **kwargs)
-        except ApiException as exc:
-            raise _api_error(exc, quiet) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeApiError(f"Kubernetes API {self.host} is unreachable: {_cause(exc)}") from None
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                return call(*args, _preload_content=False, **kwargs)
+            except ApiException as exc:
+                raise _api_error(exc, quiet) from None
+            except urllib3.exceptions.NewConnectionError as exc:  # nothing was sent: safe to retry
+                if attempt == CONNECT_ATTEMPTS:
+                    raise KubeApiError(f"Kubernetes API {self.host} is unreachable: {_cause(exc)}") from None
+                time.sleep(CONNECT_BACKOFF * attempt)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise KubeApiError(f"Kubernetes API {self.host} is unreachable: {_cause(exc)}") from None
+        raise AssertionError("unreachable")
 
 
 def _api_error(exc: ApiException, quiet: bool) -> KubeApiError:

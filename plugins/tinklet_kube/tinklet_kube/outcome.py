@@ -1,17 +1,26 @@
 """What the watches have shown about one Job and its pod, and the Outcome that follows from it.
 
-Pure functions over the API's JSON, so every rule below is testable without a cluster:
+Pure functions over the API's JSON (time is passed in), so every rule below is testable without a
+cluster. Watches on the Job and on its pods are separate streams and Kubernetes orders nothing
+across them (a Job can show ``Complete`` before the pods' watch shows the pod running), so the
+pod, not the Job, decides:
 
-- a pull failure (``ErrImagePull``, ``ImagePullBackOff``, ``ErrImageNeverPull``,
-  ``InvalidImageName``) fails the action at once with the kubelet's message, as a failed pull
-  does under docker: nothing waits for the kubelet's back-off;
-- a container that cannot be created (``CreateContainerConfigError`` …) fails it at once too;
-- otherwise the Job's own terminal condition decides: ``Complete`` is SUCCESS, ``Failed`` with
-  reason ``DeadlineExceeded`` is TIMEOUT, any other ``Failed`` is FAILED with the container's exit
-  code and termination reason (``exit code 137 (OOMKilled)``) once the pod's final status is in.
+- the container's ``terminated`` state decides SUCCESS (exit code 0) or FAILED (``exit code N``,
+  with the termination reason when it says more: ``exit code 137 (OOMKilled)``), unless the pod
+  is being deleted (the Job's deadline, someone's ``kubectl delete``): then the Job decides;
+- the Job's ``Failed`` with reason ``DeadlineExceeded`` is TIMEOUT;
+- a terminal Job whose pod is still shown running waits for the pod's final status (the caller
+  lists the pods once more to fetch it); a terminal Job whose pod is gone decides alone;
+- ``ErrImageNeverPull``, ``InvalidImageName`` and containers that cannot be created
+  (``CreateContainerConfigError`` …) fail the action at once; ``ErrImagePull`` and
+  ``ImagePullBackOff`` may be transient (the kubelet retries), so they fail it once they have
+  lasted ``limits.pull`` seconds;
+- a pod that is not placed on a node (``Unschedulable``), or a Job that gets no pod at all
+  (admission refused it, a quota, a missing service account: the Job's warning Event says which,
+  see ``no_pod_reason``), fails the action after ``limits.schedule`` seconds, even when the
+  action has no timeout.
 
-A pod that never gets scheduled stays pending: the action's deadline (or ``activeDeadlineSeconds``)
-bounds it, as it bounds an action that never ends.
+:meth:`JobView.trouble` is the reason Kubernetes gives meanwhile, for the log.
 """
 
 from __future__ import annotations
@@ -24,26 +33,46 @@ from tinklet_kube.manifests import CONTAINER_NAME
 from tinklet_kube.watch import WatchEvent
 
 JSON = dict[str, Any]
-PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
+TRANSIENT_PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff"})
+PULL_FAILURES = frozenset({"ErrImageNeverPull", "InvalidImageName"})
 START_FAILURES = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
 SUCCESS_CONDITIONS = frozenset({"Complete", "SuccessCriteriaMet"})
 FAILURE_CONDITIONS = frozenset({"Failed", "FailureTarget"})
 _PLAIN_REASONS = frozenset({"", "Error", "Completed"})
+DEFAULT_SCHEDULE_LIMIT = 300.0
+DEFAULT_PULL_LIMIT = 60.0
 
 
 def _name(obj: JSON) -> str:
     return str(obj.get("metadata", {}).get("name") or "")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How long (seconds) a pod may stay unplaced, and an image pull keep failing."""
+
+    schedule: float = DEFAULT_SCHEDULE_LIMIT
+    pull: float = DEFAULT_PULL_LIMIT
+
+
 @dataclass
 class JobView:
-    """The latest state of one Job and of the pods it made, fed by two watches."""
+    """The latest state of one Job and of the pods it made, fed by two watches.
 
+    ``started`` is when following began (the scheduling limit counts from it); times are
+    ``time.monotonic()`` values passed in by the caller.
+    """
+
+    started: float = 0.0
+    limits: Limits = field(default_factory=Limits)
     job: JSON | None = None
     job_synced: bool = False
     pods: dict[str, JSON] = field(default_factory=dict)
     gone_pods: set[str] = field(default_factory=set)
     pods_synced: bool = False
+    pull_failing_since: float | None = None
+    pull_error: str = ""
+    no_pod_reason: str = ""  # the Job's latest warning Event while it has no pod (FailedCreate …)
 
     def apply_job(self, event: WatchEvent) -> None:
         """Take in an event of the Job's watch."""
@@ -55,24 +84,41 @@ class JobView:
         else:
             self.job = event.objects[0]
 
-    def apply_pod(self, event: WatchEvent) -> None:
-        """Take in an event of the pods' watch. A deleted pod's last state is kept."""
+    def apply_pod(self, event: WatchEvent, now: float = 0.0) -> None:
+        """Take in an event of the pods' watch (or a fresh list, as ``SYNC``). A deleted pod's
+        last state is kept."""
         if event.type == "SYNC":
             self.pods_synced = True
             listed = {_name(pod): pod for pod in event.objects}
             self.gone_pods |= set(self.pods) - set(listed)
             self.pods.update(listed)
+        else:
+            pod = event.objects[0]
+            self.pods[_name(pod)] = pod
+            if event.type == "DELETED":
+                self.gone_pods.add(_name(pod))
+        self._note_pull(now)
+
+    def _note_pull(self, now: float) -> None:
+        waiting = _waiting(self.current_status())
+        if str(waiting.get("reason") or "") not in TRANSIENT_PULL_FAILURES:
+            self.pull_failing_since = None
             return
-        pod = event.objects[0]
-        self.pods[_name(pod)] = pod
-        if event.type == "DELETED":
-            self.gone_pods.add(_name(pod))
+        if self.pull_failing_since is None:
+            self.pull_failing_since = now
+        if waiting.get("reason") == "ErrImagePull" or not self.pull_error:
+            self.pull_error = str(waiting.get("message") or waiting.get("reason"))
 
     def current_pod(self) -> JSON | None:
         """The Job's newest pod (a Job with ``backoffLimit: 0`` makes one)."""
         if not self.pods:
             return None
         return max(self.pods.values(), key=lambda pod: str(pod.get("metadata", {}).get("creationTimestamp")))
+
+    def current_status(self) -> JSON:
+        """The action container's status in the current pod (``{}`` when there is none yet)."""
+        pod = self.current_pod()
+        return container_status(pod) if pod is not None else {}
 
     def pod_to_follow(self) -> str | None:
         """The pod whose log can be streamed now (its container has started), if any."""
@@ -82,29 +128,119 @@ class JobView:
         state = container_status(pod).get("state") or {}
         return _name(pod) if ("running" in state or "terminated" in state) else None
 
-    def outcome(self) -> Outcome | None:
+    def container_done(self) -> bool:
+        """True once the current pod's container has ended, or the pod is gone."""
+        pod = self.current_pod()
+        if pod is None:
+            return False
+        return _name(pod) in self.gone_pods or "terminated" in (container_status(pod).get("state") or {})
+
+    def needs_pod_list(self) -> bool:
+        """True when the Job has ended but its pod's end has not been seen: the pods' watch runs
+        behind, and a fresh list (a consistent read) shows the pod as it is now."""
+        if self.job is None or terminal_condition(self.job) is None:
+            return False
+        return not self.container_done()
+
+    def trouble(self, now: float) -> str | None:
+        """Why the action is not running yet, as Kubernetes words it (``None`` when nothing is
+        known to be wrong)."""
+        pod = self.current_pod()
+        if pod is None:
+            return f"the Job has no pod yet: {self.no_pod_reason}" if self.no_pod_reason else None
+        unscheduled = _unscheduled(pod)
+        if unscheduled:
+            return f"pod {_name(pod)} is not scheduled: {unscheduled}"
+        if self.pull_failing_since is not None:
+            return f"pulling the image of pod {_name(pod)} failed, the kubelet retries: {self.pull_error}"
+        return None
+
+    def outcome(self, now: float) -> Outcome | None:
         """The action's Outcome, or ``None`` while it is still running."""
         if not (self.job_synced and self.pods_synced):
             return None
-        if self.job is None:
-            return Outcome(State.FAILED, reason="the Job was deleted before the action ended")
         pod = self.current_pod()
         status = container_status(pod) if pod is not None else {}
-        early = _waiting_outcome(status)
+        condition = terminal_condition(self.job) if self.job is not None else None
+        if (
+            condition is not None
+            and condition[0] in FAILURE_CONDITIONS
+            and condition[1] == "DeadlineExceeded"
+        ):
+            limit = (self.job or {}).get("spec", {}).get("activeDeadlineSeconds")
+            return Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated and pod is not None and not pod.get("metadata", {}).get("deletionTimestamp"):
+            return _exited(terminated)
+        if self.job is None:
+            return Outcome(State.FAILED, reason="the Job was deleted before the action ended")
+        early = self._waiting_outcome(status, now)
         if early is not None:
             return early
-        condition = terminal_condition(self.job)
-        if condition is None:
+        if condition is not None:
+            if pod is not None and _name(pod) not in self.gone_pods and not terminated:
+                return None  # the Job has ended; its pod's final status is on the way
+            if condition[0] in SUCCESS_CONDITIONS:
+                return Outcome(State.SUCCESS, exit_code=0)
+            return _failure(pod, status, condition[2] or condition[1])
+        return self._unplaced_outcome(pod, now)
+
+    def _waiting_outcome(self, status: JSON, now: float) -> Outcome | None:
+        waiting = _waiting(status)
+        reason = str(waiting.get("reason") or "")
+        detail = str(waiting.get("message") or reason)
+        if reason in PULL_FAILURES:
+            return Outcome(State.FAILED, reason=f"image pull failed: {detail}")
+        if reason in START_FAILURES:
+            return Outcome(State.FAILED, reason=f"container could not start ({reason}): {detail}")
+        since = self.pull_failing_since
+        if since is not None and now - since >= self.limits.pull:
+            return Outcome(State.FAILED, reason=f"image pull failed: {self.pull_error}")
+        return None
+
+    def _unplaced_outcome(self, pod: JSON | None, now: float) -> Outcome | None:
+        if now - self.started < self.limits.schedule:
             return None
-        kind, reason, message = condition
-        if kind in FAILURE_CONDITIONS and reason == "DeadlineExceeded":
-            limit = self.job.get("spec", {}).get("activeDeadlineSeconds")
-            return Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
-        if kind in SUCCESS_CONDITIONS:
-            return Outcome(State.SUCCESS, exit_code=0)
-        if pod is not None and not pod_finished(pod) and _name(pod) not in self.gone_pods:
-            return None  # the Job is failing; its pod's final status is on the way
-        return _failure(pod, status, message or reason)
+        limit = f"{self.limits.schedule:g}s"
+        if pod is None:
+            why = f": {self.no_pod_reason}" if self.no_pod_reason else ""
+            return Outcome(State.FAILED, reason=f"no pod was made for the Job within {limit}{why}")
+        if _placed(pod):
+            return None
+        reason = _unscheduled(pod) or "no node was chosen"
+        return Outcome(State.FAILED, reason=f"the pod was not scheduled within {limit}: {reason}")
+
+
+def _waiting(status: JSON) -> JSON:
+    return dict((status.get("state") or {}).get("waiting") or {})
+
+
+def _placed(pod: JSON) -> bool:
+    """True once the pod is on a node (the scheduler bound it, or its kubelet reports on it)."""
+    status = pod.get("status", {})
+    scheduled = any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True" for c in status.get("conditions") or ()
+    )
+    return bool(pod.get("spec", {}).get("nodeName") or status.get("containerStatuses") or scheduled)
+
+
+def _unscheduled(pod: JSON) -> str:
+    """``reason: message`` of a pod's false ``PodScheduled`` condition, else ``""``."""
+    for condition in pod.get("status", {}).get("conditions") or ():
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            reason = str(condition.get("reason") or "")
+            message = str(condition.get("message") or "")
+            return f"{reason}: {message}" if reason and message else reason or message or "not scheduled"
+    return ""
+
+
+def _exited(terminated: JSON) -> Outcome:
+    code = int(terminated.get("exitCode") or 0)
+    if code == 0:
+        return Outcome(State.SUCCESS, exit_code=0)
+    reason = str(terminated.get("reason") or "")
+    suffix = "" if reason in _PLAIN_REASONS else f" ({reason})"
+    return Outcome(State.FAILED, reason=f"exit code {code}{suffix}", exit_code=code)
 
 
 def container_status(pod: JSON) -> JSON:
@@ -113,11 +249,6 @@ def container_status(pod: JSON) -> JSON:
         if status.get("name") == CONTAINER_NAME:
             return dict(status)
     return {}
-
-
-def pod_finished(pod: JSON) -> bool:
-    """True once the pod succeeded or failed."""
-    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
 
 
 def terminal_condition(job: JSON) -> tuple[str, str, str] | None:
@@ -129,24 +260,10 @@ def terminal_condition(job: JSON) -> tuple[str, str, str] | None:
     return None
 
 
-def _waiting_outcome(status: JSON) -> Outcome | None:
-    waiting = (status.get("state") or {}).get("waiting") or {}
-    reason = str(waiting.get("reason") or "")
-    detail = str(waiting.get("message") or reason)
-    if reason in PULL_FAILURES:
-        return Outcome(State.FAILED, reason=f"image pull failed: {detail}")
-    if reason in START_FAILURES:
-        return Outcome(State.FAILED, reason=f"container could not start ({reason}): {detail}")
-    return None
-
-
 def _failure(pod: JSON | None, status: JSON, job_message: str) -> Outcome:
     terminated = (status.get("state") or {}).get("terminated")
-    if terminated:
-        code = int(terminated.get("exitCode") or 0)
-        reason = str(terminated.get("reason") or "")
-        suffix = "" if reason in _PLAIN_REASONS else f" ({reason})"
-        return Outcome(State.FAILED, reason=f"exit code {code}{suffix}", exit_code=code)
+    if terminated and int(terminated.get("exitCode") or 0) != 0:
+        return _exited(terminated)
     pod_status = pod.get("status", {}) if pod is not None else {}
     detail = pod_status.get("message") or pod_status.get("reason") or job_message or "the Job failed"
     return Outcome(State.FAILED, reason=str(detail))

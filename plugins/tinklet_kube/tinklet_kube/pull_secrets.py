@@ -4,8 +4,10 @@ The Secret (type ``kubernetes.io/dockerconfigjson``, a deterministic name per wo
 worker) is made
 when the workflow's environment is prepared and the first action's image needs credentials, and
 grows when a later action pulls from another registry that needs them. Every Job of the
-workflow names it in ``imagePullSecrets``; cleaning up the environment deletes it, whether this
-worker or a crashed one made it.
+workflow names it in ``imagePullSecrets``; cleaning up the environment deletes it when this worker
+stored it (a workflow without credentials never touches Secrets, so a Role without Secret access
+is enough for it; a Secret a crashed worker left is taken over, and deleted, when the workflow
+needs credentials again).
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ class PullSecrets:
             return pull_secret_name(workflow_id, agent_id) if workflow_id in self._held else None
 
     def remove(self, workflow_id: str, agent_id: str) -> bool:
-        """Delete the workflow's Secret; ``False`` when there was none."""
+        """Delete the workflow's Secret if this worker stored it; ``False`` when there was none."""
         with self._lock:
-            self._held.pop(workflow_id, None)
+            held = self._held.pop(workflow_id, None)
+        if held is None:
+            return False
         return self._api.delete_secret(pull_secret_name(workflow_id, agent_id))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from tinklet_core.errors import ActionInterrupted, RuntimeUnavailable
 from tinklet_core.hookspecs import hookimpl
-from tinklet_core.model import Outcome, State
+from tinklet_core.model import Action, Outcome, State
 from tinklet_core.runtime import (
     ActionContext,
     RuntimeSettings,
@@ -26,6 +26,7 @@ from tinklet_kube.follow import JobFollower
 from tinklet_kube.jobs import DELETE_WAIT_SECONDS, create_or_adopt, delete_and_wait
 from tinklet_kube.manifests import JobOptions, job_manifest, unsupported_reason
 from tinklet_kube.names import job_name
+from tinklet_kube.outcome import DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT, Limits
 from tinklet_kube.pull_secrets import PullSecrets
 
 if TYPE_CHECKING:
@@ -33,14 +34,18 @@ if TYPE_CHECKING:
 
 # When tinklet is shutting down, give the Job's deletion less time: the worker must exit soon.
 SHUTDOWN_DELETE_WAIT_SECONDS = 8.0
+# The Job the start-up check asks the server about (dry run: nothing is created or deleted).
+START_CHECK_JOB = "tinklet-start-check"
 
 
 class KubeRuntime:
     """Runs tinklet actions as Kubernetes Jobs (see :mod:`tinklet_kube.manifests` for the mapping).
 
     Options: ``kubeconfig`` (one path or several joined by ``:``; else the in-cluster config,
-    else ``~/.kube/config``), ``kube_namespace``, ``kube_service_account``, ``kube_allow_host``.
-    The constructor imports the kubernetes client and checks the namespace can be listed.
+    else ``~/.kube/config``), ``kube_namespace`` (default: the kubeconfig context's, the pod's
+    own in a cluster, else ``default``), ``kube_service_account``, ``kube_allow_host``,
+    ``kube_schedule_timeout`` and ``kube_pull_timeout`` (seconds). The constructor imports the
+    kubernetes client and checks, without side effects, that actions can run in the namespace.
     """
 
     def __init__(self, settings: RuntimeSettings) -> None:
@@ -48,17 +53,53 @@ class KubeRuntime:
 
         options = settings.options
         kubeconfig = options.get("kubeconfig")
-        namespace = str(options.get("kube_namespace") or "default")
+        configuration, context_namespace = load_configuration(str(kubeconfig) if kubeconfig else None)
+        namespace = str(options.get("kube_namespace") or context_namespace or "default")
         self._settings = settings
         self._service_account = str(options.get("kube_service_account") or "") or None
         self._allow_host = bool(options.get("kube_allow_host") or False)
-        self._api: KubeApi = KubeApi(load_configuration(str(kubeconfig) if kubeconfig else None), namespace)
+        self._limits = Limits(
+            schedule=float(options.get("kube_schedule_timeout") or DEFAULT_SCHEDULE_LIMIT),
+            pull=float(options.get("kube_pull_timeout") or DEFAULT_PULL_LIMIT),
+        )
+        self._api: KubeApi = KubeApi(configuration, namespace)
         try:
-            self._api.list("jobs", limit=1)
+            self._check_namespace()
         except KubeApiError as exc:
             self._api.close()
             raise RuntimeUnavailable(f"cannot use namespace {namespace!r}: {exc}") from None
         self._secrets = PullSecrets(self._api)
+
+    def _check_namespace(self) -> None:
+        """What every action needs, asked without side effects: a server-side dry-run create of a
+        Job shaped like the actions' (it tests the namespace, RBAC and admission at once), a
+        dry-run delete, and list and watch of Jobs and pods. Secrets are not checked: only
+        workflows with registry credentials need them."""
+        check = Action(
+            workflow_id=START_CHECK_JOB,
+            task_id="check",
+            action_id="check",
+            agent_id=self._settings.agent_id or "check",
+            name="check",
+            image="tinklet-start-check",
+        )
+        self._api.dry_run_create_job(job_manifest(check, START_CHECK_JOB, self._job_options(None)))
+        self._api.dry_run_delete_job(START_CHECK_JOB)
+        for kind in ("jobs", "pods"):
+            listing = self._api.list(kind, limit=1)
+            version = str(listing.get("metadata", {}).get("resourceVersion") or "")
+            stream = self._api.watch(kind, resource_version=version, timeout_seconds=1)
+            stream.close()
+
+    def _job_options(self, pull_secret: str | None) -> JobOptions:
+        return JobOptions(
+            namespace=self._api.namespace,
+            privilege=self._settings.privilege,
+            pull_policy=self._settings.pull_policy,
+            service_account=self._service_account,
+            allow_host=self._allow_host,
+            pull_secret=pull_secret,
+        )
 
     def close(self) -> None:
         """Close the API client."""
@@ -73,7 +114,7 @@ class KubeRuntime:
 
     @hookimpl
     def tinklet_cleanup_environment(self, environment: WorkflowEnvironment) -> None:
-        """Delete the workflow's image pull Secret, if there is one."""
+        """Delete the workflow's image pull Secret, if this worker made one."""
         self._secrets.remove(environment.workflow_id, environment.agent_id)
 
     @hookimpl
@@ -90,21 +131,13 @@ class KubeRuntime:
             )
         except KubeApiError as exc:
             return Outcome(State.FAILED, reason=str(exc))
-        options = JobOptions(
-            namespace=self._api.namespace,
-            privilege=self._settings.privilege,
-            pull_policy=self._settings.pull_policy,
-            service_account=self._service_account,
-            allow_host=self._allow_host,
-            pull_secret=secret,
-        )
         try:
-            job = create_or_adopt(self._api, job_manifest(action, name, options), action, context.log)
+            manifest = job_manifest(action, name, self._job_options(secret))
+            job = create_or_adopt(self._api, manifest, action, context.log)
         except KubeApiError as exc:
             return Outcome(State.FAILED, reason=f"cannot create Job {name}: {exc}")
         started = time.monotonic()
-        uid = str(job.get("metadata", {}).get("uid") or "")
-        follower = JobFollower(self._api, name, uid, context.output, context.log)
+        follower = JobFollower(self._api, job, context.output, context.log, self._limits)
         follower.start()
         try:
             waited = wait_for_exit(follower.finished, context)

@@ -7,27 +7,34 @@ official client runs unchanged against it through the kubeconfig file it writes:
     with KubeTestServer() as server:
         runtime = KubeRuntime(RuntimeSettings(options={"kubeconfig": str(server.kubeconfig)}))
 
-What it serves (namespaces in ``namespaces``; anything else is 404):
+What it serves (namespaces in ``namespaces``; as on a real server, a list or watch in a
+namespace that does not exist answers 200 with nothing in it, and only a create says 404):
 
 - ``/api``, ``/apis``, ``/version``: minimal discovery;
-- ``/apis/batch/v1/namespaces/NS/jobs[/NAME]``: create (validated, 422 ``Invalid``), get, list
-  and watch (``labelSelector``, ``fieldSelector=metadata.name=…``), delete with
+- ``/apis/batch/v1/namespaces/NS/jobs[/NAME]``: create (validated, 422 ``Invalid``; with
+  ``dryRun=All`` checked for namespace, RBAC and admission and not stored), get, list and
+  watch (``labelSelector``, ``fieldSelector=metadata.name=…``), delete with
   ``propagationPolicy`` (query or ``DeleteOptions`` body); see :mod:`.controller`;
 - ``/api/v1/namespaces/NS/pods[/NAME[/log]]``: get, list, watch, delete; ``log`` with
-  ``follow=true`` streams the container's output as it is written; see :mod:`.kubelet`;
-- ``/api/v1/namespaces/NS/secrets[/NAME]``: create, get, list, replace (PUT), delete.
+  ``tailLines=N`` gives the last lines, with ``follow=true`` it streams the container's output as
+  it is written; see :mod:`.kubelet`;
+- ``/api/v1/namespaces/NS/secrets[/NAME]``: create, get, list, replace (PUT), delete;
+- ``/api/v1/namespaces/NS/events``: get and list (``fieldSelector=involvedObject.name=…``), the
+  Job controller's ``FailedCreate`` warnings.
 
 Watches follow the API's rules: ``resourceVersion`` unset or ``0`` starts with synthetic
 ``ADDED`` events for what exists; a version still in the change log resumes exactly after it;
 an older one gets an ``ERROR`` event with a 410 ``Expired`` Status; ``timeoutSeconds`` ends the
-stream. Errors are ``Status`` objects with the real codes (401, 404, 405, 409, 410, 422). Requests
-must carry the bearer token written into the kubeconfig.
+stream. Errors are ``Status`` objects with the real codes (401, 403, 404, 405, 409, 410, 422).
+Requests must carry the bearer token written into the kubeconfig. ``behaviour`` holds the
+switches that make it harsher (see :mod:`.behaviour`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import select
 import shutil
@@ -42,18 +49,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tinklet_kube.testing.behaviour import ServerBehaviour
 from tinklet_kube.testing.controller import JobController
 from tinklet_kube.testing.kubelet import CONTAINER_LABEL, DockerKubelet
 from tinklet_kube.testing.store import ObjectStore, Selector, StatusError, bad_request, not_found
-from tinklet_kube.testing.validation import validate_secret
+from tinklet_kube.testing.validation import validate_job, validate_secret
 
 JSON = dict[str, Any]
 log = logging.getLogger("tinklet.kube.testserver")
 _ROUTES = (
     (re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/(jobs)(?:/([^/]+))?$"), "batch/v1"),
-    (re.compile(r"^/api/v1/namespaces/([^/]+)/(pods|secrets)(?:/([^/]+))?(/log)?$"), "v1"),
+    (re.compile(r"^/api/v1/namespaces/([^/]+)/(pods|secrets|events)(?:/([^/]+))?(/log)?$"), "v1"),
 )
-_KINDS = {"jobs": "Job", "pods": "Pod", "secrets": "Secret"}
+_KINDS = {"jobs": "Job", "pods": "Pod", "secrets": "Secret", "events": "Event"}
+_GROUPS = {"jobs": "batch"}
+USER = "tinklet-test"
 _DISCOVERY: dict[str, JSON] = {
     "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
     "/apis": {
@@ -87,13 +97,17 @@ class KubeTestServer:
         namespaces: tuple[str, ...] = ("default",),
         token: str = "tinklet-test-token",
         history: int = 2000,
+        context_namespace: str = "default",
     ) -> None:
         self.server_id = uuid.uuid4().hex[:12]
         self.namespaces = namespaces
         self.token = token
+        self.behaviour = ServerBehaviour()
         self.store = ObjectStore(history=history)
-        self.controller = JobController(self.store)
-        self.kubelet = DockerKubelet(self.store, self.server_id, self.controller.pod_finished, docker_url)
+        self.controller = JobController(self.store, self.behaviour)
+        self.kubelet = DockerKubelet(
+            self.store, self.server_id, self.controller.pod_finished, docker_url, self.behaviour
+        )
         self.controller.kubelet = self.kubelet
         self._workdir = Path(tempfile.mkdtemp(prefix="tinklet-kube-testserver-"))
         self._http = _HttpServer(("127.0.0.1", 0), _Handler)
@@ -102,7 +116,7 @@ class KubeTestServer:
             target=self._http.serve_forever, name="kube-test-apiserver", daemon=True
         )
         self.kubeconfig = self._workdir / "kubeconfig"
-        self._write_kubeconfig()
+        self._write_kubeconfig(context_namespace)
 
     @property
     def url(self) -> str:
@@ -115,7 +129,7 @@ class KubeTestServer:
         """The docker label (key, value) on every container this server runs."""
         return CONTAINER_LABEL, self.server_id
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, namespace: str) -> None:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -124,7 +138,7 @@ class KubeTestServer:
             "contexts": [
                 {
                     "name": "tinklet-test",
-                    "context": {"cluster": "tinklet-test", "user": "tinklet-test", "namespace": "default"},
+                    "context": {"cluster": "tinklet-test", "user": "tinklet-test", "namespace": namespace},
                 }
             ],
             "current-context": "tinklet-test",
@@ -198,13 +212,26 @@ class _Handler(BaseHTTPRequestHandler):
                     groups = (*match.groups(), None)
                     namespace, resource = str(groups[0]), str(groups[1])
                     name, sub = groups[2], groups[3]
-                    if namespace not in api.namespaces:
-                        raise not_found("namespaces", namespace)
+                    self._authorize(_verb(method, name, sub, query), resource, sub, namespace)
                     self._route(method, version, resource, namespace, name, sub, query, body)
                     return
             raise StatusError(404, "NotFound", "the server could not find the requested resource")
         except StatusError as exc:
             self._send_json(exc.code, exc.status())
+
+    def _authorize(self, verb: str, resource: str, sub: str | None, namespace: str) -> None:
+        if (verb, resource + (sub or "")) not in self.server.api.behaviour.forbidden:
+            return
+        group = _GROUPS.get(resource, "")
+        full = f"{resource}.{group}" if group else resource
+        what = f"{resource}{sub or ''}"
+        raise StatusError(
+            403,
+            "Forbidden",
+            f'{full} is forbidden: User "{USER}" cannot {verb} resource "{what}" in API group '
+            f'"{group}" in the namespace "{namespace}"',
+            {"kind": resource, "group": group},
+        )
 
     def _body(self) -> JSON:
         length = int(self.headers.get("Content-Length") or 0)
@@ -234,7 +261,10 @@ class _Handler(BaseHTTPRequestHandler):
         if sub == "/log":
             if resource != "pods" or method != "GET" or name is None:
                 raise StatusError(405, "MethodNotAllowed", "the server does not allow this method")
-            self._log(namespace, name, query.get("follow") in ("true", "1"))
+            tail = query.get("tailLines")
+            if tail is not None and not tail.isdigit():
+                raise bad_request(f"invalid tailLines {tail!r}")
+            self._log(namespace, name, query.get("follow") in ("true", "1"), int(tail) if tail else None)
             return
         if name is None and method == "GET":
             selector = Selector(query.get("labelSelector"), query.get("fieldSelector"))
@@ -253,13 +283,16 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             return
         if name is None and method == "POST":
-            self._create(resource, namespace, body)
+            self._create(resource, namespace, body, query.get("dryRun") == "All")
             return
         if name is not None and method == "GET":
             self._send_json(200, store.get(resource, namespace, name))
             return
         if name is not None and method == "DELETE":
-            self._delete(resource, namespace, name, query, body)
+            if query.get("dryRun") == "All":
+                self._send_json(200, store.get(resource, namespace, name))
+            else:
+                self._delete(resource, namespace, name, query, body)
             return
         if name is not None and method == "PUT" and resource == "secrets":
             if str(body.get("metadata", {}).get("name") or "") != name:
@@ -271,14 +304,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     # Verbs ------------------------------------------------------------------------------------
 
-    def _create(self, resource: str, namespace: str, body: JSON) -> None:
+    def _create(self, resource: str, namespace: str, body: JSON, dry_run: bool) -> None:
         api = self.server.api
         wanted = body.get("metadata", {}).get("namespace")
         if wanted and wanted != namespace:
             raise bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
-        if resource == "jobs":
+        if namespace not in api.namespaces:
+            raise not_found("namespaces", namespace)
+        if resource == "jobs" and api.behaviour.refuse_jobs:
+            name = body.get("metadata", {}).get("name")
+            raise StatusError(
+                400,
+                "BadRequest",
+                f'admission webhook "policy.tinklet.test" denied the request: {api.behaviour.refuse_jobs}',
+                {"name": name, "group": "batch", "kind": "jobs"},
+            )
+        if dry_run:
+            if resource == "jobs":
+                validate_job(body)
+            self._send_json(201, body)
+        elif resource == "jobs":
             self._send_json(201, api.controller.create_job(namespace, body))
         elif resource == "secrets":
             validate_secret(body)
@@ -332,6 +379,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_events(iter([("ERROR", exc.status())]))
                 break
             version = latest
+            lag = self.server.api.behaviour.watch_lag.get(resource, 0.0)
+            if changes and lag > 0:  # each change goes out ``lag`` seconds after it happened
+                time.sleep(max(0.0, changes[-1].at + lag - time.monotonic()))
             wanted = ((change.type, change.obj) for change in changes if selector.matches(change.obj))
             if not self._send_events(wanted) or self._client_gone():
                 return
@@ -343,17 +393,28 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
         return True
 
-    def _log(self, namespace: str, name: str, follow: bool) -> None:
+    def _log(self, namespace: str, name: str, follow: bool, tail: int | None) -> None:
         api = self.server.api
         api.store.get("pods", namespace, name)
-        chunks, stop = api.kubelet.logs(namespace, name, follow)
+        chunks, stop = api.kubelet.logs(namespace, name, follow, tail)
+        cut = api.behaviour.log_cut
+        timer = None
+        if follow and cut is not None:  # a proxy's idle timeout: the stream ends, the container runs on
+            timer = threading.Timer(random.uniform(*cut), stop)
+            timer.daemon = True
+            timer.start()
         self._start_stream("text/plain")
         try:
             for chunk in chunks:
                 if not self._chunk(chunk):
                     return
             self._end_stream()
+        except Exception as exc:  # the docker stream was closed under us by the cut
+            log.debug("log of %s/%s cut: %s", namespace, name, exc)
+            self._end_stream()
         finally:
+            if timer is not None:
+                timer.cancel()
             stop()
 
     # HTTP plumbing ----------------------------------------------------------------------------
@@ -397,3 +458,16 @@ class _Handler(BaseHTTPRequestHandler):
             return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
+
+
+def _verb(method: str, name: str | None, sub: str | None, query: dict[str, str]) -> str:
+    """The RBAC verb of a request."""
+    if sub:
+        return "get"
+    if method == "GET":
+        if name is not None:
+            return "get"
+        return "watch" if query.get("watch") in ("true", "1") else "list"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+        method, method.lower()
+    )

@@ -9,7 +9,8 @@ never retry). ``activeDeadlineSeconds`` is timed from the Job's start: the Job g
 killed), then ``Failed`` with the same reason. Deletion honours ``propagationPolicy``:
 ``Foreground`` marks the Job (``deletionTimestamp``, finalizer ``foregroundDeletion``), deletes
 its pods and then the Job; ``Background`` deletes the Job then its pods; ``Orphan`` (the default
-for batch/v1 Jobs) leaves the pods without an owner.
+for batch/v1 Jobs) leaves the pods without an owner. The switches of :mod:`.behaviour` delay its
+reaction to a pod's end, leave pods unschedulable, and drop the legacy labels.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import random
 import threading
 from typing import Any
 
+from tinklet_kube.testing.behaviour import ServerBehaviour
 from tinklet_kube.testing.kubelet import DockerKubelet
 from tinklet_kube.testing.store import ObjectStore, Selector, StatusError, name_of, now
 from tinklet_kube.testing.validation import validate_job
@@ -47,20 +49,19 @@ def _conditions(job: JSON) -> set[str]:
     }
 
 
-def _job_labels(name: str, uid: str) -> dict[str, str]:
-    return {
-        "controller-uid": uid,
-        "batch.kubernetes.io/controller-uid": uid,
-        "job-name": name,
-        "batch.kubernetes.io/job-name": name,
-    }
+def _job_labels(name: str, uid: str, legacy: bool) -> dict[str, str]:
+    labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name}
+    if legacy:
+        labels.update({"controller-uid": uid, "job-name": name})
+    return labels
 
 
 class JobController:
     """Turns Jobs into pods and pod results into Job conditions."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, behaviour: ServerBehaviour | None = None) -> None:
         self._store = store
+        self._behaviour = behaviour or ServerBehaviour()
         self._lock = threading.Lock()
         self._timers: dict[str, threading.Timer] = {}
         self.kubelet: DockerKubelet | None = None
@@ -70,7 +71,7 @@ class JobController:
         validate_job(job)
         created = self._store.create("jobs", namespace, {**job, "status": {}})
         name, uid = name_of(created), created["metadata"]["uid"]
-        labels = _job_labels(name, uid)
+        labels = _job_labels(name, uid, self._behaviour.legacy_labels)
 
         def defaults(obj: JSON) -> None:
             spec = obj["spec"]
@@ -85,9 +86,15 @@ class JobController:
             obj["status"] = {"startTime": now(), "active": 1, "ready": 0, "terminating": 0}
 
         started = self._store.update("jobs", namespace, name, defaults)
-        pod = self._store.create("pods", namespace, self._pod_for(started))
-        if self.kubelet is not None:
-            self.kubelet.start_pod(pod)
+        pod_manifest = self._pod_for(started, self._behaviour.legacy_labels)
+        if self._behaviour.refuse_pods:
+            self._failed_create(started, name_of(pod_manifest), self._behaviour.refuse_pods)
+        else:
+            pod = self._store.create("pods", namespace, pod_manifest)
+            if self._behaviour.unschedulable:
+                self._unschedulable(pod, self._behaviour.unschedulable)
+            elif self.kubelet is not None:
+                self.kubelet.start_pod(pod)
         deadline = started["spec"].get("activeDeadlineSeconds")
         if deadline:
             timer = threading.Timer(float(deadline), self._deadline, args=(namespace, name, uid))
@@ -97,15 +104,50 @@ class JobController:
             timer.start()
         return started
 
+    def _failed_create(self, job: JSON, pod_name: str, refusal: str) -> None:
+        metadata = job["metadata"]
+        stamp = now()
+        self._store.create(
+            "events",
+            metadata["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"{name_of(job)}.{random.getrandbits(48):012x}"},
+                "involvedObject": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": name_of(job),
+                    "namespace": metadata["namespace"],
+                    "uid": metadata["uid"],
+                },
+                "type": "Warning",
+                "reason": "FailedCreate",
+                "message": f'Error creating: pods "{pod_name}" is forbidden: {refusal}',
+                "source": {"component": "job-controller"},
+                "count": 1,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+            },
+        )
+
+    def _unschedulable(self, pod: JSON, message: str) -> None:
+        def mark(obj: JSON) -> None:
+            obj["spec"].pop("nodeName", None)
+            condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+            obj["status"] = {"phase": "Pending", "conditions": [{**condition, "message": message}]}
+
+        self._store.update("pods", pod["metadata"]["namespace"], name_of(pod), mark)
+
     @staticmethod
-    def _pod_for(job: JSON) -> JSON:
+    def _pod_for(job: JSON, legacy: bool) -> JSON:
         name, uid = name_of(job), job["metadata"]["uid"]
         template = job["spec"]["template"]
         suffix = "".join(random.choice(_SUFFIX_CHARS) for _ in range(5))
         metadata = dict(template.get("metadata") or {})
         metadata.update(
             name=f"{(name + '-')[:58]}{suffix}",
-            labels={**(metadata.get("labels") or {}), **_job_labels(name, uid)},
+            labels={**(metadata.get("labels") or {}), **_job_labels(name, uid, legacy)},
             ownerReferences=[
                 {
                     "apiVersion": "batch/v1",
@@ -127,7 +169,8 @@ class JobController:
         }
 
     def _pods_of(self, namespace: str, uid: str) -> list[JSON]:
-        pods, _version = self._store.list("pods", namespace, Selector(f"controller-uid={uid}"))
+        selector = Selector(f"batch.kubernetes.io/controller-uid={uid}")
+        pods, _version = self._store.list("pods", namespace, selector)
         return pods
 
     def _job_owning(self, pod: JSON) -> JSON | None:
@@ -141,7 +184,17 @@ class JobController:
         return None
 
     def pod_finished(self, pod: JSON) -> None:
-        """The kubelet reports that a pod's container ended: complete or fail its Job."""
+        """The kubelet reports that a pod's container ended: complete or fail its Job (at once, or
+        after ``controller_delay``)."""
+        delay = self._behaviour.controller_delay
+        if delay > 0:
+            timer = threading.Timer(delay, self._pod_finished, args=(pod,))
+            timer.daemon = True
+            timer.start()
+        else:
+            self._pod_finished(pod)
+
+    def _pod_finished(self, pod: JSON) -> None:
         job = self._job_owning(pod)
         if job is None or _conditions(job) & {*SUCCESS, *FAILURE}:
             return

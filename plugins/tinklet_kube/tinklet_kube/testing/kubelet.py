@@ -24,6 +24,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from tinklet_kube.testing.behaviour import ServerBehaviour
 from tinklet_kube.testing.store import ObjectStore, StatusError, name_of, now
 
 JSON = dict[str, Any]
@@ -80,14 +81,18 @@ class _LogReader:
         self._closed = False
         self._current: Any = None
 
-    def _open(self, follow: bool) -> Any:
+    def _open(self, follow: bool, tail: int | None = None) -> Any:
         with self._lock:
             if self._closed:
                 return iter(())
             self._current = self._api.logs(
-                self._container, stdout=True, stderr=True, stream=True, follow=follow
+                self._container, stdout=True, stderr=True, stream=True, follow=follow, tail=tail or "all"
             )
             return self._current
+
+    def last_lines(self, count: int) -> Iterator[bytes]:
+        """The log's last ``count`` lines (``tailLines``)."""
+        yield from self._open(False, count)
 
     def chunks(self, follow: bool) -> Iterator[bytes]:
         """The log's bytes as they come."""
@@ -127,6 +132,7 @@ class PodRun:
     lock: threading.Lock = field(default_factory=threading.Lock)
     container: str | None = None
     thread: threading.Thread | None = None
+    ended: bool = False
 
 
 class DockerKubelet:
@@ -138,8 +144,10 @@ class DockerKubelet:
         server_id: str,
         on_finished: Callable[[JSON], None],
         docker_url: str = "unix:///var/run/docker.sock",
+        behaviour: ServerBehaviour | None = None,
     ) -> None:
         self._store = store
+        self._behaviour = behaviour or ServerBehaviour()
         self._server_id = server_id
         self._on_finished = on_finished
         self._api = docker.APIClient(base_url=docker_url, version="auto", timeout=60)
@@ -202,6 +210,11 @@ class DockerKubelet:
             },
         )
         image = str(container["image"])
+        for _round in range(self._behaviour.pull_errors):
+            if self._pull_error(run, container):
+                return
+        if self._behaviour.pull_errors:  # pulled at last: the container is being made
+            self._set_status(run, {"containerStatuses": [self._container_status(container, waiting)]})
         if not self._image_present(image):
             self._image_missing(run, container)
             return
@@ -217,23 +230,40 @@ class DockerKubelet:
             return
         container_id = f"docker://{run.container}"
         started = now()
-        self._set_status(
-            run,
-            {
-                "phase": "Running",
-                "containerStatuses": [
-                    self._container_status(
-                        container, {"running": {"startedAt": started}}, containerID=container_id
-                    )
-                ],
-            },
-        )
+        running = {
+            "phase": "Running",
+            "containerStatuses": [
+                self._container_status(
+                    container, {"running": {"startedAt": started}}, containerID=container_id
+                )
+            ],
+        }
+
+        def report_running(relist: bool) -> None:
+            if relist and not self._still_running(str(run.container)):
+                return  # the relist found it exited: the pod goes from Pending to its end
+            with run.lock:
+                if not run.ended:
+                    self._set_status(run, running)
+
+        sync = self._behaviour.status_sync
+        timer = threading.Timer(sync, report_running, args=(True,)) if sync > 0 else None
+        if timer is None:
+            report_running(False)
+        else:
+            timer.daemon = True
+            timer.start()
         try:
             code = int(self._streams.wait(run.container).get("StatusCode", -1))
             oom = bool(self._api.inspect_container(run.container)["State"].get("OOMKilled"))
         except (docker.errors.APIError, OSError) as exc:  # removed under us: the server is closing
             log.debug("waiting for %s: %s", run.container, exc)
             return
+        finally:
+            with run.lock:
+                run.ended = True
+            if timer is not None:
+                timer.cancel()
         reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
         terminated = {
             "exitCode": code,
@@ -253,6 +283,26 @@ class DockerKubelet:
         )
         if final is not None:
             self._on_finished(final)
+
+    def _pull_error(self, run: PodRun, container: JSON) -> bool:
+        """One transient pull failure and its back-off; ``True`` when the pod was deleted meanwhile."""
+        image = container["image"]
+        message = f'failed to pull image "{image}": dial tcp: i/o timeout (a transient test failure)'
+        for reason, text in (
+            ("ErrImagePull", message),
+            ("ImagePullBackOff", f'Back-off pulling image "{image}"'),
+        ):
+            state = {"waiting": {"reason": reason, "message": text}}
+            self._set_status(run, {"containerStatuses": [self._container_status(container, state)]})
+            if run.stopping.wait(BACKOFF_SECONDS):
+                return True
+        return False
+
+    def _still_running(self, container: str) -> bool:
+        try:
+            return bool(self._api.inspect_container(container)["State"].get("Running"))
+        except docker.errors.APIError:
+            return False
 
     def _image_present(self, image: str) -> bool:
         try:
@@ -349,8 +399,11 @@ class DockerKubelet:
             except docker.errors.APIError as exc:
                 log.debug("removing %s: %s", container, exc)
 
-    def logs(self, namespace: str, name: str, follow: bool) -> tuple[Iterator[bytes], Callable[[], None]]:
-        """The container's output (stdout and stderr) and a function that stops the stream."""
+    def logs(
+        self, namespace: str, name: str, follow: bool, tail: int | None = None
+    ) -> tuple[Iterator[bytes], Callable[[], None]]:
+        """The container's output (stdout and stderr; its last ``tail`` lines only, if given) and a
+        function that stops the stream."""
         with self._lock:
             run = self._runs.get((namespace, name))
         container = run.container if run is not None else None
@@ -364,6 +417,8 @@ class DockerKubelet:
                 400, "BadRequest", f'container "action" in pod "{name}" is waiting to start: {reason}'
             )
         reader = _LogReader(self._streams, container)
+        if tail is not None and not follow:
+            return reader.last_lines(tail), reader.close
         return reader.chunks(follow), reader.close
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -72,9 +73,13 @@ def name_of(obj: JSON) -> str:
     return str(obj.get("metadata", {}).get("name") or "")
 
 
+_FIELDS = ("metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name")
+
+
 class Selector:
     """Equality-based label selectors (``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``) and the
-    ``metadata.name`` / ``metadata.namespace`` field selectors."""
+    ``metadata.name`` / ``metadata.namespace`` field selectors (and ``involvedObject.kind`` /
+    ``involvedObject.name``, which only Events have)."""
 
     _TERM = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*))?\s*$")
 
@@ -82,9 +87,10 @@ class Selector:
         self._labels = self._parse(labels or "", "labelSelector")
         self._fields = self._parse(fields or "", "fieldSelector")
         for _negated, key, _op, _value in self._fields:
-            if key not in ("metadata.name", "metadata.namespace"):
+            if key not in _FIELDS:
                 raise bad_request(
-                    f'"{key}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+                    f'"{key}" is not a known field selector: only '
+                    + ", ".join(f'"{name}"' for name in _FIELDS)
                 )
 
     @classmethod
@@ -101,7 +107,13 @@ class Selector:
         """True when ``obj`` satisfies every term."""
         metadata = obj.get("metadata", {})
         labels = metadata.get("labels") or {}
-        fields = {"metadata.name": metadata.get("name"), "metadata.namespace": metadata.get("namespace")}
+        involved = obj.get("involvedObject") or {}
+        fields = {
+            "metadata.name": metadata.get("name"),
+            "metadata.namespace": metadata.get("namespace"),
+            "involvedObject.kind": involved.get("kind"),
+            "involvedObject.name": involved.get("name"),
+        }
         return all(self._term(labels, term) for term in self._labels) and all(
             self._term(fields, term) for term in self._fields
         )
@@ -118,14 +130,15 @@ class Selector:
 
 @dataclass(frozen=True)
 class Change:
-    """One write: its version, where it happened, its type and the object after it (never
-    mutated: readers may share it)."""
+    """One write: its version, where it happened, its type, the object after it (never
+    mutated: readers may share it), and when (``time.monotonic()``)."""
 
     version: int
     resource: str
     namespace: str
     type: str
     obj: JSON
+    at: float = 0.0
 
 
 Changes = list[Change]
@@ -158,7 +171,8 @@ class ObjectStore:
         obj.setdefault("metadata", {})["resourceVersion"] = str(self._version)
         if len(self._changes) == self._changes.maxlen:
             self._oldest = self._changes[0].version
-        self._changes.append(Change(self._version, resource, namespace, kind, copy.deepcopy(obj)))
+        change = Change(self._version, resource, namespace, kind, copy.deepcopy(obj), time.monotonic())
+        self._changes.append(change)
         self._cond.notify_all()
         return copy.deepcopy(obj)
 
