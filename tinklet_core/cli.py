@@ -38,6 +38,7 @@ from tinklet_core.config import (
     plugin_option_specs,
 )
 from tinklet_core.errors import TinkletError
+from tinklet_core.log_format import configure_logging
 from tinklet_core.model import Event, State
 from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, server_transport_names
 from tinklet_core.workflow import load_workflow
@@ -274,7 +275,7 @@ def build_app(
         merged = dict(root_flags or {})
         merged.update({key: value for key, value in flags.items() if value not in (None, [])})
         settings = load_settings(merged, plugin_specs, core=core)
-        _setup_logging(settings.loglevel)
+        configure_logging(settings.loglevel, settings.log_format)
         for warning in (*loaded.failures, *settings.warnings):
             log.warning(warning)
         application.register_core_plugins(loaded, settings)
@@ -479,15 +480,6 @@ class RunSummary:
             return f"workflow {workflow_id}: SUCCESS ({succeeded} of {self.total} actions succeeded)"
         last = self.finals[-1].state.value if self.finals else "STOPPED"
         return f"workflow {workflow_id}: {last} ({succeeded} of {self.total} succeeded, {not_run} not run)"
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 def _stop_on_signals() -> threading.Event:
