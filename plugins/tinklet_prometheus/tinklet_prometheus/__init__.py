@@ -26,7 +26,6 @@ def tinklet_options() -> list[PluginOption]:
             "metrics-address",
             "Serve Prometheus metrics on http://HOST:PORT/metrics, with /healthz and /readyz "
             "(off when empty).",
-            default="",
         ),
         PluginOption(
             "metrics-health-window",
