@@ -41,6 +41,7 @@ from tinklet_core.errors import TinkletError
 from tinklet_core.log_format import configure_logging
 from tinklet_core.model import Event, State
 from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, server_transport_names
+from tinklet_core.progress import LiveProgress, state_line
 from tinklet_core.workflow import load_workflow
 
 EXIT_WORKFLOW_FAILED = 1
@@ -312,8 +313,15 @@ def build_app(
         try:
             settings = settings_for(ctx.obj, flags)
             parsed = load_workflow(Path(workflow), agent_id=settings.identifier or application.LOCAL_AGENT)
-            summary = RunSummary(len(parsed.actions))
-            application.run_workflow(loaded, settings, workflow, _stop_on_signals(), summary.record)
+            live = LiveProgress(sys.stdout) if sys.stdout.isatty() else None  # plain lines otherwise
+            summary = RunSummary(len(parsed.actions), echo=live is None)
+            if live is not None:
+                loaded.manager.register(live, name="core-progress")
+            try:
+                application.run_workflow(loaded, settings, workflow, _stop_on_signals(), summary.record)
+            finally:
+                if live is not None:
+                    loaded.manager.unregister(live)
         except TinkletError as exc:
             _fail(str(exc))
         typer.echo(summary.closing_line(parsed.workflow_id))
@@ -449,23 +457,20 @@ def _core_version() -> str:
 
 
 class RunSummary:
-    """Prints each action's state as ``tinklet run`` goes, and the closing summary."""
+    """Keeps the final states for the closing summary and, with ``echo``, prints each state as a
+    plain line as ``tinklet run`` goes (on a terminal :class:`LiveProgress` draws them instead)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, echo: bool = True) -> None:
         self.total = total
+        self.echo = echo
         self.finals: list[Event] = []
 
     def record(self, event: Event) -> None:
-        """Print an event as it is delivered; keep the final ones."""
-        if event.state is State.RUNNING:
-            typer.echo(f"{'RUNNING':<8} {event.action.task_id}/{event.action.name}")
-            return
-        self.finals.append(event)
-        duration = event.duration.total_seconds() if event.duration else 0.0
-        detail = "" if event.state is State.SUCCESS else f": {event.message}"
-        typer.echo(
-            f"{event.state.value:<8} {event.action.task_id}/{event.action.name} ({duration:.1f}s){detail}"
-        )
+        """Keep a final event; print the event's line when echoing."""
+        if event.state.is_final:
+            self.finals.append(event)
+        if self.echo:
+            typer.echo(state_line(event))
 
     @property
     def succeeded(self) -> bool:
