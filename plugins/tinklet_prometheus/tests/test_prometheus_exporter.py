@@ -132,3 +132,24 @@ def test_metrics_health_and_readiness_follow_the_worker_and_the_server() -> None
     assert code == 0, output
     assert f"serving metrics on http://127.0.0.1:{metrics_port}/metrics" in output
     assert get(f"{base}/metrics")[0] == 0, "the endpoint closes with tinklet"
+
+
+def test_a_server_that_holds_get_action_makes_the_worker_unhealthy_until_it_answers() -> None:
+    metrics_port = free_port()
+    base = f"http://127.0.0.1:{metrics_port}"
+    workflow = {"name": "wf-held", "tasks": [{"name": "t", "actions": [
+        {"name": "a", "image": "img:1", "command": ["sleep", "3"]},
+    ]}]}  # fmt: skip
+    with TinkServer([parse_workflow(workflow, agent_id=AGENT)], AGENT, get_action_delay=4.0) as server:
+        worker = start_worker(server.address, AGENT, metrics_port, "--metrics-health-window", "1")
+        try:
+            # the first GetAction is held for 4 s: after the 1 s window the loop counts as stuck
+            assert wait_for(lambda: get(f"{base}/healthz")[0] == 503, timeout=10), get(f"{base}/healthz")
+            assert "has not turned" in get(f"{base}/healthz")[1]
+            assert get(f"{base}/readyz")[0] == 503
+            # the answer comes, the action runs: healthy and ready again
+            assert wait_for(lambda: get(f"{base}/healthz")[0] == 200, timeout=10), get(f"{base}/healthz")
+            assert get(f"{base}/readyz")[0] == 200, get(f"{base}/readyz")
+        finally:
+            code, output = stop_worker(worker)
+    assert code == 0, output

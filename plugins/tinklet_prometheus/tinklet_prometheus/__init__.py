@@ -15,7 +15,7 @@ from tinklet_core.hookspecs import hookimpl
 from tinklet_core.options import PluginOption
 from tinklet_prometheus.address import parse_address
 
-DEFAULT_HEALTH_WINDOW = 60.0
+DEFAULT_HEALTH_WINDOW = 120.0  # above the 90 s a GetAction may be held by a server that retries
 
 
 @hookimpl
