@@ -28,6 +28,7 @@ LABELS = ("runtime", "protocol")
 FINAL_STATES = (State.SUCCESS, State.FAILED, State.TIMEOUT)
 ACTION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
 PULL_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, float("inf"))
+SHUTDOWN_POLL = 0.05  # seconds; how soon close() stops the HTTP server
 
 
 class Metrics:
@@ -82,7 +83,7 @@ class Exporter:
             raise OSError(f"cannot serve metrics on --metrics-address: {exc.strerror or exc}") from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="tinklet-metrics", daemon=True
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL,), name="tinklet-metrics", daemon=True
         )
         self._thread.start()
         bound_host, bound_port = self._server.server_address[:2]
