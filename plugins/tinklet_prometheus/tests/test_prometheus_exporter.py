@@ -153,3 +153,18 @@ def test_a_server_that_holds_get_action_makes_the_worker_unhealthy_until_it_answ
         finally:
             code, output = stop_worker(worker)
     assert code == 0, output
+
+
+def test_metrics_addresses_in_their_forms() -> None:
+    from tinklet_prometheus.address import parse_address
+
+    assert parse_address("127.0.0.1:9464") == ("127.0.0.1", 9464)
+    assert parse_address("[::1]:9464") == ("::1", 9464)
+    assert parse_address(":9464") == ("0.0.0.0", 9464)
+    for wrong in ("9464", "host:", "host:port", "::1:9464", "h:70000"):
+        try:
+            parse_address(wrong)
+        except ValueError as exc:
+            assert wrong not in str(exc)
+        else:
+            raise AssertionError(f"{wrong!r} was accepted")
