@@ -109,12 +109,12 @@ class Exporter:
 
 @hookimpl
 def tinklet_options():
-    return [PluginOption("metrics-address", "where to serve Prometheus metrics")]
+    return [PluginOption("events-file", "where to write the events it saw")]
 
 
 @hookimpl
 def tinklet_configure(options):
-    path = Path(options["metrics_address"])
+    path = Path(options["events_file"])
     path.write_text(json.dumps(sorted(options)) + "\\n")
     return Exporter(path)
 """
@@ -144,18 +144,18 @@ def test_a_plugin_that_is_not_a_runtime_adds_a_flag_and_receives_only_its_value(
     helped = tinklet("-p", "tinklet_metrics", "--help", site=site, env={"COLUMNS": "200"})
     assert helped.returncode == 0, helped.stderr
     panel = helped.stdout[helped.stdout.index("Plugin tinklet_metrics") :]
-    assert "--metrics-address" in panel.split("╰")[0]
-    assert "Where to serve Prometheus metrics." in panel
+    assert "--events-file" in panel.split("╰")[0]
+    assert "Where to write the events it saw." in panel
     out = tmp_path / "metrics.txt"
     workflow = write_workflow(tmp_path / "wf.yaml", {"name": "a", "image": "x"}, {"name": "b", "image": "y"})
     result = tinklet(
         "-p", "tinklet_metrics", "-p", "tinklet_probe", "--runtime", "probe", "--probe-level", "1",
-        "run", str(workflow), "--metrics-address", str(out),
+        "run", str(workflow), "--events-file", str(out),
         site=site,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert out.read_text().splitlines() == [
-        '["metrics_address"]', "RUNNING a", "SUCCESS a", "RUNNING b", "SUCCESS b", "closed",
+        '["events_file"]', "RUNNING a", "SUCCESS a", "RUNNING b", "SUCCESS b", "closed",
     ]  # fmt: skip
     assert probe_lines(result.stderr, "options") == ['options {"probe_level": "1"}'] * 2
 

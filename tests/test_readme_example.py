@@ -33,7 +33,7 @@ def test_the_worked_example_mirrors_refuses_times_and_serves_metrics(tmp_path: P
     plugins = ["-p", "tinklet_site_policy", "-p", "tinklet_probe"]
     helped = tinklet(*plugins, "--help", site=site, env={"COLUMNS": "200"})
     panel = helped.stdout[helped.stdout.index("Plugin tinklet_site_policy") :].split("╰")[0]
-    assert "--metrics-address" in panel and "--allowed-registries" in panel
+    assert "--site-metrics-address" in panel and "--allowed-registries" in panel
     port = free_port()
     scraped: list[str] = []
 
@@ -58,7 +58,7 @@ def test_the_worked_example_mirrors_refuses_times_and_serves_metrics(tmp_path: P
     )
     result = tinklet(
         *plugins, "--runtime", "probe", "run", str(workflow),
-        "--metrics-address", f"127.0.0.1:{port}", "--allowed-registries", "mirror.example:5000",
+        "--site-metrics-address", f"127.0.0.1:{port}", "--allowed-registries", "mirror.example:5000",
         site=site,
     )  # fmt: skip
     scraper.join()

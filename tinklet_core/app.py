@@ -167,7 +167,8 @@ def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> N
                 settings.tink,
                 " (TLS)" if settings.tls.enabled else "",
             )
-            _work(loaded, settings, runtime, transport, stop, settings.identifier or "", None)
+            agent_id = settings.identifier or ""
+            _work(loaded, settings, runtime, transport, stop, agent_id, None, settings.protocol)
     finally:
         transport.close()
 
@@ -195,7 +196,7 @@ def run_workflow(
     )
     try:
         with configured_plugins(loaded, settings), opened_runtime(loaded, settings, agent_id) as runtime:
-            _work(loaded, settings, runtime, transport, stop, agent_id, on_delivered)
+            _work(loaded, settings, runtime, transport, stop, agent_id, on_delivered, FILE_TRANSPORT)
     finally:
         transport.close()
 
@@ -208,6 +209,7 @@ def _work(
     stop: threading.Event,
     agent_id: str,
     on_delivered: Callable[[Event], Any] | None,
+    protocol: str,
 ) -> None:
     spec = find_runtime(loaded, settings.runtime)
     worker = Worker(
@@ -218,5 +220,7 @@ def _work(
         WorkerOptions(max_backoff=settings.max_backoff),
         on_delivered=on_delivered,
         execute=execution_caller(loaded.manager, runtime),
+        runtime_name=spec.name,
+        protocol=protocol,
     )
     worker.run()

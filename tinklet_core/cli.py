@@ -39,8 +39,10 @@ from tinklet_core.config import (
     plugin_option_specs,
 )
 from tinklet_core.errors import TinkletError
+from tinklet_core.log_format import configure_logging
 from tinklet_core.model import Event, State
 from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, server_transport_names
+from tinklet_core.progress import LiveProgress, state_line
 from tinklet_core.workflow import load_workflow
 
 EXIT_WORKFLOW_FAILED = 1
@@ -275,7 +277,7 @@ def build_app(
         merged = dict(root_flags or {})
         merged.update({key: value for key, value in flags.items() if value not in (None, [])})
         settings = load_settings(merged, plugin_specs, core=core)
-        _setup_logging(settings.loglevel)
+        configure_logging(settings.loglevel, settings.log_format)
         for warning in (*loaded.failures, *settings.warnings):
             log.warning(warning)
         application.register_core_plugins(loaded, settings)
@@ -312,8 +314,15 @@ def build_app(
         try:
             settings = settings_for(ctx.obj, flags)
             parsed = load_workflow(Path(workflow), agent_id=settings.identifier or application.LOCAL_AGENT)
-            summary = RunSummary(len(parsed.actions))
-            application.run_workflow(loaded, settings, workflow, _stop_on_signals(), summary.record)
+            live = LiveProgress(sys.stdout) if sys.stdout.isatty() else None  # plain lines otherwise
+            summary = RunSummary(len(parsed.actions), echo=live is None)
+            if live is not None:
+                loaded.manager.register(live, name="core-progress")
+            try:
+                application.run_workflow(loaded, settings, workflow, _stop_on_signals(), summary.record)
+            finally:
+                if live is not None:
+                    loaded.manager.unregister(live)
         except TinkletError as exc:
             _fail(str(exc))
         typer.echo(summary.closing_line(parsed.workflow_id))
@@ -454,23 +463,20 @@ def _core_version() -> str:
 
 
 class RunSummary:
-    """Prints each action's state as ``tinklet run`` goes, and the closing summary."""
+    """Keeps the final states for the closing summary and, with ``echo``, prints each state as a
+    plain line as ``tinklet run`` goes (on a terminal :class:`LiveProgress` draws them instead)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, echo: bool = True) -> None:
         self.total = total
+        self.echo = echo
         self.finals: list[Event] = []
 
     def record(self, event: Event) -> None:
-        """Print an event as it is delivered; keep the final ones."""
-        if event.state is State.RUNNING:
-            typer.echo(f"{'RUNNING':<8} {event.action.task_id}/{event.action.name}")
-            return
-        self.finals.append(event)
-        duration = event.duration.total_seconds() if event.duration else 0.0
-        detail = "" if event.state is State.SUCCESS else f": {event.message}"
-        typer.echo(
-            f"{event.state.value:<8} {event.action.task_id}/{event.action.name} ({duration:.1f}s){detail}"
-        )
+        """Keep a final event; print the event's line when echoing."""
+        if event.state.is_final:
+            self.finals.append(event)
+        if self.echo:
+            typer.echo(state_line(event))
 
     @property
     def succeeded(self) -> bool:
@@ -485,15 +491,6 @@ class RunSummary:
             return f"workflow {workflow_id}: SUCCESS ({succeeded} of {self.total} actions succeeded)"
         last = self.finals[-1].state.value if self.finals else "STOPPED"
         return f"workflow {workflow_id}: {last} ({succeeded} of {self.total} succeeded, {not_run} not run)"
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 def _stop_on_signals() -> threading.Event:

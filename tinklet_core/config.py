@@ -106,6 +106,12 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("config", "YAML config file; its keys are the option names."),
     OptionSpec("loglevel", "Log level.", default="info", choices=("debug", "info", "warning", "error")),
     OptionSpec(
+        "log-format",
+        "Log line format: text for people, json for one JSON object per line (Loki, journald…).",
+        default="text",
+        choices=("text", "json"),
+    ),
+    OptionSpec(
         "registry",
         'Registry login as JSON {"name": HOST, "user": U, "password": P} (keys in any case; "pass" '
         "works too), or @FILE to read logins from a file; repeatable. Visible in ps: prefer --registry-file.",
@@ -187,6 +193,7 @@ class Settings:
     protocol: str = "v2"
     tls: TlsSettings = field(default_factory=TlsSettings)
     loglevel: str = "info"
+    log_format: str = "text"
     registries: tuple[RegistryCredentials, ...] = ()
     docker_config: Path | None = None
     pull_policy: PullPolicy = PullPolicy.MISSING
@@ -259,6 +266,7 @@ def load_settings(
             server_name=values["tls_server_name"],
         ),
         loglevel=values["loglevel"],
+        log_format=values["log_format"],
         registries=registry_logins(flags, environ, file_values, values["registry_file"]),
         docker_config=_path(values["docker_config"], environ),
         pull_policy=PullPolicy(values["pull"]),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     import grpc
 
-    from tinklet_core.model import Action, Event, Outcome, RegistryCredentials
+    from tinklet_core.model import Action, Event, Outcome, PullProgress, RegistryCredentials
     from tinklet_core.options import PluginOption
     from tinklet_core.runtime import ActionContext, RuntimeSpec, WorkflowEnvironment
     from tinklet_core.tls import TlsSettings
@@ -159,4 +159,48 @@ def tinklet_action_event(event: Event) -> None:
     from a queue, so a slow observer never slows an action or the worker (events arrive in
     order; if observers fall a thousand events behind, new ones are dropped with a
     warning). For metrics and audit logs. Errors are logged, not fatal.
+    """
+
+
+# Observer hooks below are all delivered like tinklet_action_event: in order, from the observer
+# thread, never on an action's path; errors are logged, not fatal. With no implementation the
+# worker does not even queue them.
+
+
+@hookspec
+def tinklet_worker_state(running: bool, runtime: str, protocol: str, agent_id: str) -> None:
+    """Observe the worker starting (``running`` true, its runtime open) and stopping.
+
+    Called once when the worker loop starts and once when it ends, with the runtime's name, the
+    protocol (``--protocol``'s value, or ``file`` for ``tinklet run``) and the agent id, so
+    observers can label what they record. For "worker up" metrics.
+    """
+
+
+@hookspec
+def tinklet_server_contact(reachable: bool, at: float) -> None:
+    """Observe each exchange with the server: asking for an action or reporting a state.
+
+    Called after every such exchange, ``reachable`` true when the server answered (with work or
+    with "nothing for you"), false when it could not be reached or refused the call; ``at`` is
+    the ``time.time()`` of the answer. For "last contact" metrics and readiness checks.
+    """
+
+
+@hookspec
+def tinklet_report_retry(event: Event, gave_up: bool) -> None:
+    """Observe a status report the server did not accept.
+
+    Called each time reporting ``event`` failed: ``gave_up`` false when the worker will retry
+    it, true when it never can be delivered (a non-retryable error, or tinklet is stopping).
+    """
+
+
+@hookspec
+def tinklet_pull_progress(action: Action, progress: PullProgress) -> None:
+    """Observe an image pull a runtime reports through ``ActionContext.pull_progress``.
+
+    Called for each :class:`~tinklet_core.model.PullProgress` record (STARTED, PROGRESS,
+    FINISHED or FAILED) of the pull made for ``action``. Time a pull from the ``at`` of its
+    STARTED record to that of its FINISHED or FAILED one.
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import time
 from dataclasses import dataclass, field
 
 
@@ -122,3 +123,29 @@ class RegistryCredentials:
     username: str
     password: str = field(repr=False)
     source: str = field(default="", compare=False)
+
+
+class PullPhase(enum.Enum):
+    """Where an image pull stands."""
+
+    STARTED = "started"
+    PROGRESS = "progress"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One step of an image pull, as a runtime reports it through ``ActionContext.pull_progress``.
+
+    ``current`` and ``total`` count ``unit`` (``bytes`` or ``layers``; ``total`` is 0 when the
+    engine does not say). ``at`` is a ``time.monotonic()`` reading taken when the record was
+    made, so observers can time a pull from its STARTED to its FINISHED or FAILED record.
+    """
+
+    image: str
+    phase: PullPhase
+    current: int = 0
+    total: int = 0
+    unit: str = "bytes"
+    at: float = field(default_factory=time.monotonic)

@@ -35,10 +35,18 @@ class EventDispatcher:
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for the observers; never waits for them."""
+        self._put(event)
+
+    def submit(self, call: Callable[[], None]) -> None:
+        """Queue any other notification (``call()`` runs in the observer thread, in order with
+        the events); never waits for the observers."""
+        self._put(call)
+
+    def _put(self, item: object) -> None:
         if self._thread.ident is None:  # started with the first event
             self._thread.start()
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(item)
             self._dropping = False
         except queue.Full:
             if not self._dropping:
@@ -60,8 +68,11 @@ class EventDispatcher:
             item = self._queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, Event)
             try:
-                self._notify(item)
+                if isinstance(item, Event):
+                    self._notify(item)
+                else:
+                    assert callable(item)
+                    item()
             except Exception as exc:
                 self._log.warning("an event observer failed: %s", one_line(exc))

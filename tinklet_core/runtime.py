@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tinklet_core.model import Action, RegistryCredentials
+from tinklet_core.model import Action, PullProgress, RegistryCredentials
 from tinklet_core.options import PluginOption
 
 
@@ -95,6 +95,10 @@ class ActionContext:
       :class:`tinklet_core.errors.ActionInterrupted`.
     - ``output``: call with each line the action prints, as it prints it.
     - ``registry_credentials``: credentials for an image's registry, or ``None``.
+    - ``pull_progress``: call with a :class:`~tinklet_core.model.PullProgress` when a pull
+      starts (``STARTED``), as it goes (``PROGRESS``: bytes or layers from the engine's pull
+      stream) and when it ends (``FINISHED`` or ``FAILED``); cheap and never blocks (observers
+      get it from their own thread). Not calling it is fine: no pull is then shown or timed.
     """
 
     action: Action
@@ -104,6 +108,7 @@ class ActionContext:
     output: Callable[[str], None]
     registry_credentials: Callable[[str], RegistryCredentials | None]
     log: logging.Logger
+    pull_progress: Callable[[PullProgress], None] = field(default=lambda progress: None)
 
     def seconds_left(self) -> float | None:
         """Seconds until the deadline (never negative), or ``None`` without a deadline."""

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import pluggy
 
 from tinklet_core.errors import ActionInterrupted, ActionRefused, MalformedAction, TransportError
-from tinklet_core.model import Action, Event, Outcome, RegistryCredentials, State
+from tinklet_core.log_format import ActionLogger
+from tinklet_core.model import Action, Event, Outcome, PullProgress, RegistryCredentials, State
 from tinklet_core.observers import EventDispatcher
 from tinklet_core.runtime import ActionContext, RuntimeSettings, WorkflowEnvironment, image_registry
 from tinklet_core.runtime_helpers import one_line
@@ -121,7 +122,9 @@ class Worker:
     accepted (``tinklet run`` prints its progress with it). Hooks are called through
     ``manager``; ``execute`` replaces ``manager.hook.tinklet_execute_action`` (the app passes a
     caller limited to the opened runtime and the wrappers). Observers
-    (``tinklet_action_event``) are called from an :class:`EventDispatcher` thread.
+    (``tinklet_action_event`` and the other observer hooks) are called from an
+    :class:`EventDispatcher` thread; ``runtime_name`` and ``protocol`` are what
+    ``tinklet_worker_state`` tells them.
     """
 
     def __init__(
@@ -134,6 +137,8 @@ class Worker:
         on_delivered: Callable[[Event], None] | None = None,
         log: logging.Logger | None = None,
         execute: Callable[..., Outcome | None] | None = None,
+        runtime_name: str = "",
+        protocol: str = "",
     ) -> None:
         self._transport = transport
         self._hook = manager.hook
@@ -147,9 +152,11 @@ class Worker:
         self._status = StatusLog(self._log)
         self._environment: WorkflowEnvironment | None = None
         self._events = EventDispatcher(self._observe, self._log)
+        self._identity = {"runtime": runtime_name, "protocol": protocol, "agent_id": settings.agent_id}
 
     def run(self) -> None:
         """Loop until ``stop`` is set or the transport is exhausted."""
+        self._notify("tinklet_worker_state", running=True, **self._identity)
         try:
             while not self._stop.is_set():
                 action = self._next_action()
@@ -162,12 +169,14 @@ class Worker:
                 self._handle(action)
         finally:
             self._end_workflow()
+            self._notify("tinklet_worker_state", running=False, **self._identity)
             self._events.close()
 
     def _next_action(self) -> Action | None:
         try:
             action = self._transport.read()
         except MalformedAction as exc:
+            self._notify("tinklet_server_contact", reachable=True, at=time.time())
             self._status.clear()
             self._log.error("%s: cannot run: %s", exc.action.label, exc)
             self._report_final(
@@ -175,8 +184,10 @@ class Worker:
             )
             return None
         except TransportError as exc:
+            self._notify("tinklet_server_contact", reachable=False, at=time.time())
             self._status.note(logging.WARNING, f"cannot get an action: {exc}; retrying", kind="read failed")
             return None
+        self._notify("tinklet_server_contact", reachable=True, at=time.time())
         if action is None and not self._transport.exhausted:
             self._status.note(logging.INFO, "no action for this worker; waiting")
         else:
@@ -187,7 +198,7 @@ class Worker:
         started = _now()
         if not self._deliver(Event(action, State.RUNNING, started_at=started)):
             return
-        self._log.info("%s: running (image %s)", action.label, action.image)
+        ActionLogger(self._log, action).info("%s: running (image %s)", action.label, action.image)
         try:
             self._enter_workflow(action)
         except Exception as exc:
@@ -230,7 +241,7 @@ class Worker:
     def _execute_with_retries(self, action: Action) -> tuple[Outcome, list[str]] | None:
         attempts = action.retries + 1
         for attempt in range(1, attempts + 1):
-            tail = OutputTail(action, self._log, self._options.tail_lines)
+            tail = OutputTail(action, ActionLogger(self._log, action, output=True), self._options.tail_lines)
             try:
                 outcome = self._execute(action, tail)
             except ActionInterrupted:
@@ -251,7 +262,8 @@ class Worker:
             cancelled=self._stop,
             output=tail,
             registry_credentials=self._credentials,
-            log=self._log,
+            log=ActionLogger(self._log, action),
+            pull_progress=lambda progress: self._pulled(action, progress),
         )
         try:
             outcome = self._execute_hook(context=context)
@@ -265,6 +277,9 @@ class Worker:
             return Outcome(State.FAILED, reason="no runtime took the action (is a runtime plugin loaded?)")
         return outcome
 
+    def _pulled(self, action: Action, progress: PullProgress) -> None:
+        self._notify("tinklet_pull_progress", action=action, progress=progress)
+
     def _credentials(self, image: str) -> RegistryCredentials | None:
         result: RegistryCredentials | None = self._hook.tinklet_registry_credentials(
             registry=image_registry(image), image=image
@@ -273,10 +288,11 @@ class Worker:
 
     def _report_final(self, action: Action, outcome: Outcome, tail: list[str], started: dt.datetime) -> None:
         event = Event(action, outcome.state, started, _now(), failure_message(outcome, tail))
+        log = ActionLogger(self._log, action)
         if outcome.state is State.SUCCESS:
-            self._log.info("%s: SUCCESS", action.label)
+            log.info("%s: SUCCESS", action.label)
         else:
-            self._log.error("%s: %s (%s)", action.label, outcome.state.value, event.message)
+            log.error("%s: %s (%s)", action.label, outcome.state.value, event.message)
         self._deliver(event)
 
     def _deliver(self, event: Event) -> bool:
@@ -288,6 +304,9 @@ class Worker:
                 self._transport.write(event)
             except TransportError as exc:
                 what = f"{event.action.label}: reporting {event.state.value} failed: {exc}"
+                gives_up = not exc.retryable or self._stop.is_set()
+                self._notify("tinklet_server_contact", reachable=False, at=time.time())
+                self._notify("tinklet_report_retry", event=event, gave_up=gives_up)
                 if not exc.retryable:
                     self._log.error("%s; giving up on this action", what)
                     return False
@@ -297,6 +316,7 @@ class Worker:
                 status.note(logging.WARNING, f"{what}; retrying until delivered", kind="report failed")
                 self._stop.wait(backoff.next_delay())
                 continue
+            self._notify("tinklet_server_contact", reachable=True, at=time.time())
             status.clear(recovered=f"{event.action.label}: {event.state.value} delivered")
             if self._on_delivered is not None:
                 self._on_delivered(event)
@@ -305,6 +325,12 @@ class Worker:
 
     def _observe(self, event: Event) -> None:
         self._hook.tinklet_action_event(event=event)
+
+    def _notify(self, hook_name: str, **arguments: object) -> None:
+        """Queue an observer hook call for the observer thread, if any plugin implements it."""
+        hook = getattr(self._hook, hook_name)
+        if hook.get_hookimpls():
+            self._events.submit(lambda: hook(**arguments))
 
     def _enter_workflow(self, action: Action) -> None:
         current = self._environment
