@@ -93,7 +93,7 @@ def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> N
                 loaded.manager,
                 settings.runtime_settings(settings.identifier or ""),
                 stop,
-                WorkerOptions(max_backoff=settings.max_backoff),
+                WorkerOptions(max_backoff=settings.max_backoff, log_output=settings.action_output == "log"),
             )
             worker.run()
     finally:
@@ -116,7 +116,7 @@ def run_workflow(
             loaded.manager,
             settings.runtime_settings(agent_id),
             stop,
-            WorkerOptions(max_backoff=settings.max_backoff),
+            WorkerOptions(max_backoff=settings.max_backoff, log_output=settings.action_output == "log"),
             on_final=on_final,
         )
         worker.run()

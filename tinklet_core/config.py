@@ -86,6 +86,12 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
         choices=tuple(p.value for p in Privilege),
     ),
     OptionSpec(
+        "action-output",
+        "Action output: 'log' (every line in the worker log) or 'tail' (kept only for failure messages).",
+        default="log",
+        choices=("log", "tail"),
+    ),
+    OptionSpec(
         "max-backoff", "Longest wait in seconds between retries.", kind=float, default=5.0, scope="worker"
     ),
 )
@@ -118,6 +124,7 @@ class Settings:
     pull_policy: PullPolicy = PullPolicy.MISSING
     privilege: Privilege = Privilege.PRIVILEGED
     max_backoff: float = 5.0
+    action_output: str = "log"
     runtime_options: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -171,6 +178,7 @@ def load_settings(
         pull_policy=PullPolicy(values["pull"]),
         privilege=Privilege(values["action_privilege"]),
         max_backoff=values["max_backoff"],
+        action_output=values["action_output"],
         runtime_options={spec.key: values[spec.key] for spec in extra},
         warnings=warnings,
     )

@@ -1,0 +1,65 @@
+"""Engine output as ``(stream, payload)`` frames, from the multiplexed byte stream.
+
+Docker's and Podman's attach and logs endpoints send stdout and stderr interleaved in frames
+when no TTY is allocated (tinklet never asks for one): an 8-byte header (the stream number in
+the first byte, the payload length in the last four, big-endian) and the payload.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Protocol
+
+from tinklet_core.containers.engine import STDERR, STDOUT
+
+_HEADER = struct.Struct(">BxxxL")
+READ_SIZE = 256 * 1024
+
+
+class RawReader(Protocol):
+    """What frames are read from, e.g. urllib3's ``response.raw``."""
+
+    def read1(self, amt: int) -> bytes:
+        """What is available now, up to ``amt`` bytes (at least one unless the stream ended)."""
+        ...
+
+
+class FrameDecoder:
+    """Turns byte chunks into ``(stream, payload)`` frames; keeps only an unfinished frame."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
+        """Add ``chunk``; yield every frame it completes. Stream 0 counts as stdout."""
+        self._buffer += chunk
+        start = 0
+        while len(self._buffer) - start >= _HEADER.size:
+            stream, length = _HEADER.unpack_from(self._buffer, start)
+            end = start + _HEADER.size + length
+            if end > len(self._buffer):
+                break
+            if length:
+                yield (
+                    (STDERR if stream == STDERR else STDOUT),
+                    bytes(self._buffer[start + _HEADER.size : end]),
+                )
+            start = end
+        del self._buffer[:start]
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished frame held back."""
+        return len(self._buffer)
+
+
+def read_frames(raw: RawReader) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(stream, payload)`` frames from ``raw`` as soon as each one is complete.
+
+    Reads whatever has arrived (``read1``), so a container that prints one line a minute is
+    seen at once and a fast one is read in large chunks.
+    """
+    decoder = FrameDecoder()
+    while chunk := raw.read1(READ_SIZE):
+        yield from decoder.feed(chunk)
