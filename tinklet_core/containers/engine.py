@@ -19,6 +19,9 @@ from tinklet_core.runtime_helpers import innermost_reason, one_line, without_sec
 ACTION_LABEL = "tinklet.action"
 AGENT_LABEL = "tinklet.agent"
 
+#: HTTP statuses of a kill or remove that found the container already stopped or gone.
+ALREADY_GONE = (404, 409)
+
 #: Stream numbers of the frames an engine's output is split into.
 STDOUT = 1
 STDERR = 2
@@ -104,15 +107,19 @@ def failing_as(
     api_errors: tuple[type[BaseException], ...],
     connection_errors: tuple[type[BaseException], ...],
     service: str,
+    tolerate: tuple[int, ...] = (),
 ) -> Iterator[None]:
     """Turn a client library's exceptions inside the block into ``EngineFailure("WHAT: reason")``.
 
-    An API error keeps the engine's words (``explanation`` when it has one); a connection error
-    says ``SERVICE is not reachable`` with the operating system's words. ``secret`` is masked.
+    An API error keeps the engine's words (``explanation`` when it has one); one whose HTTP
+    ``status_code`` is in ``tolerate`` ends the block quietly. A connection error says
+    ``SERVICE is not reachable`` with the operating system's words. ``secret`` is masked.
     """
     try:
         yield
     except api_errors as exc:
+        if getattr(exc, "status_code", None) in tolerate:
+            return
         words = one_line(getattr(exc, "explanation", None) or exc)
         raise EngineFailure(without_secret(f"{what}: {words}", secret)) from None
     except connection_errors as exc:

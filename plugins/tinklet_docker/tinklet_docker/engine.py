@@ -20,7 +20,15 @@ import docker
 from docker.errors import APIError, DockerException
 from requests.exceptions import RequestException
 
-from tinklet_core.containers.engine import STDERR, STDOUT, EngineFailure, failing_as, label_filter, pull_error
+from tinklet_core.containers.engine import (
+    ALREADY_GONE,
+    STDERR,
+    STDOUT,
+    EngineFailure,
+    failing_as,
+    label_filter,
+    pull_error,
+)
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.model import RegistryCredentials
@@ -78,15 +86,12 @@ class DockerEngine:
         self._clients.append(client)
         return client
 
-    def failing_as(self, what: str, secret: str | None = None) -> AbstractContextManager[None]:
+    def failing_as(
+        self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = ()
+    ) -> AbstractContextManager[None]:
         """docker-py's exceptions inside the block become ``EngineFailure("WHAT: reason")``."""
-        return failing_as(
-            what,
-            secret,
-            api_errors=(APIError,),
-            connection_errors=(DockerException, RequestException),
-            service=f"docker daemon at {self.url}",
-        )
+        errors = {"api_errors": (APIError,), "connection_errors": (DockerException, RequestException)}
+        return failing_as(what, secret, service=f"docker daemon at {self.url}", tolerate=tolerate, **errors)
 
     def image_present(self, image: str) -> bool:
         """True when the daemon has ``image`` (by name, tag or digest)."""
@@ -164,21 +169,13 @@ class DockerEngine:
 
     def kill(self, container: str) -> None:
         """SIGKILL the container; one that already stopped or is gone is fine."""
-        with self.failing_as("container kill failed"):
-            try:
-                self.api.kill(container)
-            except APIError as exc:
-                if exc.status_code not in (404, 409):
-                    raise
+        with self.failing_as("container kill failed", tolerate=ALREADY_GONE):
+            self.api.kill(container)
 
     def remove(self, container: str) -> None:
         """Remove the container (force) and its anonymous volumes; one already gone is fine."""
-        with self.failing_as("container remove failed"):
-            try:
-                self.api.remove_container(container, v=True, force=True)
-            except APIError as exc:
-                if exc.status_code not in (404, 409):
-                    raise
+        with self.failing_as("container remove failed", tolerate=ALREADY_GONE):
+            self.api.remove_container(container, v=True, force=True)
 
     def containers(self, agent_id: str | None = None) -> list[str]:
         """Names of tinklet's action containers on this daemon (only ``agent_id``'s if given)."""

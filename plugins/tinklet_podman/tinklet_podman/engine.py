@@ -28,10 +28,10 @@ from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 from podman import PodmanClient
-from podman.errors import APIError, NotFound, PodmanError
+from podman.errors import APIError, PodmanError
 from requests.exceptions import RequestException
 
-from tinklet_core.containers.engine import EngineFailure, failing_as, label_filter, pull_error
+from tinklet_core.containers.engine import ALREADY_GONE, EngineFailure, failing_as, label_filter, pull_error
 from tinklet_core.containers.frames import read_frames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.model import RegistryCredentials
@@ -84,15 +84,15 @@ class PodmanEngine:
         self.url = url
         self.client = PodmanClient(base_url=url)
 
-    def failing_as(self, what: str, secret: str | None = None) -> AbstractContextManager[None]:
+    def failing_as(
+        self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = ()
+    ) -> AbstractContextManager[None]:
         """podman-py's exceptions inside the block become ``EngineFailure("WHAT: reason")``."""
+        connection_errors = (PodmanError, RequestException, OSError)
         return failing_as(
-            what,
-            secret,
-            api_errors=(APIError,),
-            connection_errors=(PodmanError, RequestException, OSError),
-            service=f"Podman at {self.url}",
-        )
+            what, secret, api_errors=(APIError,), connection_errors=connection_errors,
+            service=f"Podman at {self.url}", tolerate=tolerate,
+        )  # fmt: skip
 
     def version(self) -> str:
         """The service's Podman version, for the log."""
@@ -208,26 +208,19 @@ class PodmanEngine:
 
     def kill(self, container: str) -> None:
         """SIGKILL the container; one that already stopped or is gone is fine."""
-        with self.failing_as("container kill failed"):
-            try:
-                response = self.client.api.post(
-                    f"/containers/{container}/kill", params={"signal": "SIGKILL"}, timeout=SHORT_CALL_TIMEOUT
-                )
-                response.raise_for_status()
-            except APIError as exc:
-                if exc.status_code not in (404, 409):
-                    raise
+        with self.failing_as("container kill failed", tolerate=ALREADY_GONE):
+            params = {"signal": "SIGKILL"}
+            self.client.api.post(
+                f"/containers/{container}/kill", params=params, timeout=SHORT_CALL_TIMEOUT
+            ).raise_for_status()
 
     def remove(self, container: str) -> None:
         """Remove the container (force) and its anonymous volumes; one already gone is fine."""
-        with self.failing_as("container remove failed"):
-            try:
-                response = self.client.api.delete(
-                    f"/containers/{container}", params={"force": True, "v": True}, timeout=SHORT_CALL_TIMEOUT
-                )
-                response.raise_for_status(not_found=NotFound)
-            except NotFound:
-                pass
+        with self.failing_as("container remove failed", tolerate=ALREADY_GONE):
+            params = {"force": True, "v": True}
+            self.client.api.delete(
+                f"/containers/{container}", params=params, timeout=SHORT_CALL_TIMEOUT
+            ).raise_for_status()
 
     def containers(self, agent_id: str | None = None) -> list[str]:
         """Names of tinklet's action containers (running or not); only ``agent_id``'s if given."""
