@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from tinklet_core.containers.capabilities import CAPABILITY_NAMES, bounding_set, missing_capabilities
 from tinklet_core.containers.engine import STDERR, STDOUT, EngineFailure, failing_as, pull_error
 from tinklet_core.containers.frames import FrameDecoder, read_frames
-from tinklet_core.containers.output import OutputLines
+from tinklet_core.containers.output import Handoff, OutputLines
 from tinklet_core.containers.spec import Mount, Ulimit, container_spec
 from tinklet_core.model import Action, Volume
 from tinklet_core.runtime import LineBatcher, LineSplitter, Privilege
@@ -248,3 +250,46 @@ def test_output_kept_out_of_the_log_still_keeps_the_tail(caplog: pytest.LogCaptu
     with caplog.at_level(logging.DEBUG, logger="test.quiet"):
         tail.write_lines(["a", "b", "c"])
     assert caplog.records == [] and list(tail.lines) == ["b", "c"]
+
+
+def test_frames_handed_off_arrive_in_order_in_fewer_larger_batches() -> None:
+    batches: list[tuple[int, int]] = []
+    lines: list[str] = []
+    output = OutputLines(lambda batch: (batches.append((len(batch), 0)), lines.extend(batch)))
+    frames = [(STDOUT, f"{n}\n".encode()) for n in range(20_000)] + [(STDERR, b"last\n")]
+    output.feed_all(frames)
+    assert lines == [str(n) for n in range(20_000)] + ["last"]
+    assert len(batches) < 20_000 / 10, "frames queued meanwhile are joined into one batch"
+
+
+def test_a_full_handoff_makes_the_reader_wait_and_loses_nothing() -> None:
+    release = threading.Event()
+    fed: list[bytes] = []
+
+    def slow_feed(stream: int, payload: bytes) -> None:
+        release.wait(5)
+        fed.append(payload)
+
+    handoff = Handoff(slow_feed, limit=10)
+    handoff.put(STDOUT, b"0123456789")  # taken at once by the handing-on thread, which then waits
+    time.sleep(0.1)
+    handoff.put(STDOUT, b"abcdefghij")  # fills the queue
+    blocked = threading.Thread(target=handoff.put, args=(STDOUT, b"KLMNOPQRST"))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive(), "the reader waits while the queue is full"
+    release.set()
+    blocked.join(5)
+    handoff.finish()
+    assert b"".join(fed) == b"0123456789abcdefghijKLMNOPQRST"
+
+
+def test_a_failing_consumer_is_reported_to_the_reader() -> None:
+    def broken(stream: int, payload: bytes) -> None:
+        raise OSError("log disk full")
+
+    handoff = Handoff(broken, limit=4)
+    for _ in range(10):  # never blocks for good: the failure releases the reader
+        handoff.put(STDOUT, b"xxxx")
+    with pytest.raises(OSError, match="log disk full"):
+        handoff.finish()

@@ -29,29 +29,26 @@ class FrameDecoder:
     """Turns byte chunks into ``(stream, payload)`` frames; keeps only an unfinished frame."""
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._pending = b""
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
         """Add ``chunk``; yield every frame it completes. Stream 0 counts as stdout."""
-        self._buffer += chunk
-        start = 0
-        while len(self._buffer) - start >= _HEADER.size:
-            stream, length = _HEADER.unpack_from(self._buffer, start)
+        data = self._pending + chunk if self._pending else chunk
+        size, start = len(data), 0
+        while size - start >= _HEADER.size:
+            stream, length = _HEADER.unpack_from(data, start)
             end = start + _HEADER.size + length
-            if end > len(self._buffer):
+            if end > size:
                 break
             if length:
-                yield (
-                    (STDERR if stream == STDERR else STDOUT),
-                    bytes(self._buffer[start + _HEADER.size : end]),
-                )
+                yield (STDERR if stream == STDERR else STDOUT), data[start + _HEADER.size : end]
             start = end
-        del self._buffer[:start]
+        self._pending = data[start:]
 
     @property
     def pending(self) -> int:
         """Bytes of an unfinished frame held back."""
-        return len(self._buffer)
+        return len(self._pending)
 
 
 def read_frames(raw: RawReader) -> Iterator[tuple[int, bytes]]:

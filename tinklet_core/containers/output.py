@@ -1,18 +1,28 @@
 """Both output streams of one container, as batches of text lines, losing none.
 
 Each stream has its own :class:`~tinklet_core.runtime.LineBatcher`, so a line is never glued
-together from stdout and stderr, and lines go on in batches (one call per frame, not per line):
-the reading thread does little per line, so a chatty action is read at the engine's speed. The
-bytes each stream delivered are counted, so that :meth:`OutputLines.catch_up` can take what a
-live stream missed from an engine's complete log.
+together from stdout and stderr, and lines go on in batches, not one call per line. Reading and
+handing on are decoupled (:class:`Handoff`): the thread that reads the engine's stream only
+queues frames, and a second thread splits and hands on what has queued up meanwhile, in larger
+batches the busier the action is. So a chatty action is read at the engine's speed while its
+lines are logged, memory stays bounded (a full queue makes the reader wait: nothing is dropped)
+and every line stays in order. The bytes each stream delivered are counted, so that
+:meth:`OutputLines.catch_up` can take what a live stream missed from an engine's complete log.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from tinklet_core.containers.engine import STDERR, STDOUT
 from tinklet_core.runtime import LineBatcher
+
+#: Most bytes of output queued between the reading and the handing-on thread.
+QUEUE_LIMIT = 4 * 1024 * 1024
+#: Consecutive frames of one stream are joined up to about this many bytes per batch.
+BATCH_BYTES = 64 * 1024
 
 
 class OutputLines:
@@ -36,13 +46,18 @@ class OutputLines:
         self._batchers[stream].feed(payload)
 
     def feed_all(self, frames: Iterable[tuple[int, bytes]]) -> None:
-        """Feed every frame, then emit what is left after the last newline of each stream.
+        """Feed every frame (read here, handed on from a second thread), then emit what is left
+        after the last newline of each stream.
 
-        If reading the frames fails, an unfinished last line is kept, not emitted, so that
-        :meth:`catch_up` can complete it.
+        If reading the frames fails, what was read is still handed on but an unfinished last
+        line is kept, not emitted, so that :meth:`catch_up` can complete it.
         """
-        for stream, payload in frames:
-            self.feed(stream, payload)
+        handoff = Handoff(self.feed)
+        try:
+            for stream, payload in frames:
+                handoff.put(stream, payload)
+        finally:
+            handoff.finish()
         self.close()
 
     def catch_up(self, complete: Iterable[tuple[int, bytes]]) -> int:
@@ -64,3 +79,80 @@ class OutputLines:
         """Emit each stream's unterminated last line, if any."""
         for batcher in self._batchers.values():
             batcher.close()
+
+
+class Handoff:
+    """Frames from the reading thread to ``feed``, called in order from a thread of its own.
+
+    :meth:`put` queues a frame and returns at once unless :data:`QUEUE_LIMIT` bytes are already
+    waiting (then it waits: back-pressure, not loss). :meth:`finish` waits until everything
+    queued was handed on, and raises again what ``feed`` raised.
+    """
+
+    def __init__(self, feed: Callable[[int, bytes], None], limit: int = QUEUE_LIMIT) -> None:
+        self._feed = feed
+        self._limit = limit
+        self._frames: deque[tuple[int, bytes]] = deque()
+        self._queued = 0
+        self._finished = False
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._hand_on, name="output handoff", daemon=True)
+        self._thread.start()
+
+    def put(self, stream: int, payload: bytes) -> None:
+        """Queue one frame for ``feed``."""
+        with self._changed:
+            while self._queued >= self._limit and self._error is None:
+                self._changed.wait()
+            self._frames.append((stream, payload))
+            self._queued += len(payload)
+            self._changed.notify_all()
+
+    def finish(self) -> None:
+        """Wait until every queued frame was handed on; raise what ``feed`` raised, if anything."""
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _take(self) -> list[tuple[int, bytes]] | None:
+        """Everything queued, once there is something; ``None`` when finished and empty."""
+        with self._changed:
+            while not self._frames and not self._finished:
+                self._changed.wait()
+            if not self._frames:
+                return None
+            taken = list(self._frames)
+            self._frames.clear()
+            self._queued = 0
+            self._changed.notify_all()
+        return taken
+
+    def _hand_on(self) -> None:
+        try:
+            while (taken := self._take()) is not None:
+                for stream, payload in batches(taken):
+                    self._feed(stream, payload)
+        except BaseException as exc:  # raised again by finish()
+            with self._changed:
+                self._error = exc
+                self._frames.clear()
+                self._changed.notify_all()
+
+
+def batches(frames: list[tuple[int, bytes]], size: int = BATCH_BYTES) -> Iterable[tuple[int, bytes]]:
+    """``frames`` with consecutive payloads of one stream joined up to about ``size`` bytes."""
+    stream, length = 0, 0
+    parts: list[bytes] = []
+    for current, payload in frames:
+        if parts and (current != stream or length >= size):
+            yield stream, b"".join(parts)
+            parts, length = [], 0
+        stream = current
+        parts.append(payload)
+        length += len(payload)
+    if parts:
+        yield stream, b"".join(parts)
