@@ -191,6 +191,13 @@ def test_a_chunk_of_many_lines_is_one_batch() -> None:
     assert batches == [["one", "two"], ["three", "\ufffd\ufffd bad", "no newli", "ne at al"], ["l"]]
 
 
+def test_a_complete_line_longer_than_the_limit_is_cut_too() -> None:
+    batches: list[list[str]] = []
+    batcher = LineBatcher(batches.append, max_line=4)
+    batcher.feed(b"abcdefghij\n\nxy\n")
+    assert batches == [["abcd", "efgh", "ij", "", "xy"]]
+
+
 def test_line_splitter_still_hands_out_single_lines() -> None:
     lines: list[str] = []
     splitter = LineSplitter(lines.append)

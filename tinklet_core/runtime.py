@@ -173,9 +173,10 @@ class LineBatcher:
     """Turns a stream of byte chunks into batches of text lines, with bounded memory.
 
     Each chunk's complete lines go to ``emit_lines`` as one list (one call per chunk, not per
-    line, so a fast writer costs a few calls per 100 KiB). A line longer than ``max_line`` bytes
-    is emitted in pieces, so an action that prints megabytes without a newline cannot grow the
-    worker's memory.
+    line, so a fast writer costs a few calls per 100 KiB). A line longer than ``max_line`` is
+    emitted in pieces (of at most ``max_line`` characters, or bytes while it is still
+    unterminated), so an action that prints megabytes without a newline cannot grow the
+    worker's memory and no logged line is longer than that.
     """
 
     def __init__(self, emit_lines: Callable[[list[str]], None], max_line: int = 16 * 1024) -> None:
@@ -191,6 +192,10 @@ class LineBatcher:
         if end >= 0:
             lines = _decode(data[:end]).split("\n")
             data = data[end + 1 :]
+            if max(map(len, lines)) > self._max_line:
+                lines = [
+                    line[at : at + self._max_line] for line in lines for at in _cuts(line, self._max_line)
+                ]
         while len(data) >= self._max_line:
             lines.append(_decode(data[: self._max_line]))
             data = data[self._max_line :]
@@ -203,6 +208,11 @@ class LineBatcher:
         if self._pending:
             self._emit_lines([_decode(self._pending)])
             self._pending = b""
+
+
+def _cuts(line: str, size: int) -> range:
+    """Where ``line`` is cut into pieces of at most ``size`` characters (an empty line: once)."""
+    return range(0, max(len(line), 1), size)
 
 
 def _decode(data: bytes) -> str:
