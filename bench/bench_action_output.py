@@ -230,6 +230,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(worker_child(args.child, args.script, args.output, args.log)))
         return
+    os.environ.update(engine_env())  # the raw podman-py loop's service needs it as much as tinklet's
     engines = args.engines.split(",")
     print(
         f"100 MB action: {CHATTY.replace(TEXT, '<99 characters>')}; median of {args.repeat} (s), RSS in MiB"
@@ -246,12 +247,13 @@ def main() -> None:
         quiet_s = statistics.median(r[2]["seconds"] for r in rounds)
         peak = max(r[1]["peak_rss"] for r in rounds)
         growth = max(r[1]["peak_rss"] - r[1]["rss_before"] for r in rounds)
+        growths = "/".join(f"{r[1]['peak_rss'] - r[1]['rss_before']:.0f}" for r in rounds)
         states = {r[1]["state"] for r in rounds} | {r[2]["state"] for r in rounds}
         delivered = check_delivery(engine)
         print(
             f"{engine:10}{cli:>9.2f}{logged_s:>13.2f}{logged_s / cli:>6.2f}x"
             f"{quiet_s:>15.2f}{quiet_s / cli:>6.2f}x"
-            f"{peak:>10.1f}{growth:>8.1f}  {'/'.join(sorted(states))}; {delivered}"
+            f"{peak:>10.1f}{growth:>8.1f}  {'/'.join(sorted(states))}; {delivered}; growth per run {growths}"
         )
     print(f"\nper-action overhead of a `true` action, median of {args.runs} (privilege none)")
     print(f"{'':10}{'tinklet (ms)':>14}{'raw client loop (ms)':>22}{'ratio':>8}")
