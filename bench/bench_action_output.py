@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -68,10 +67,13 @@ def cli_seconds(engine: str) -> float:
     return time.perf_counter() - started
 
 
-def rss_mib() -> float:
-    """This process's current resident set size in MiB."""
+def rss_mib(field: str = "VmRSS") -> float:
+    """This process's resident set size in MiB: now (``VmRSS``) or at its peak (``VmHWM``).
+
+    Not ``getrusage``: its ``ru_maxrss`` survives exec, so a child would inherit the parent's.
+    """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -110,7 +112,7 @@ def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[s
     elapsed = time.perf_counter() - started
     runtime.close()
     stream.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = rss_mib("VmHWM")
     state = finals[0].state.value if finals else "none"
     return {"seconds": elapsed, "state": state, "rss_before": before, "peak_rss": peak}
 

@@ -8,7 +8,7 @@ the first byte, the payload length in the last four, big-endian) and the payload
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from tinklet_core.containers.engine import STDERR, STDOUT
@@ -55,8 +55,25 @@ def read_frames(raw: RawReader) -> Iterator[tuple[int, bytes]]:
     """Yield ``(stream, payload)`` frames from ``raw`` as soon as each one is complete.
 
     Reads whatever has arrived (``read1``), so a container that prints one line a minute is
-    seen at once and a fast one is read in large chunks.
+    seen at once and a fast one is read in large chunks; the frames of one read are joined per
+    stream, so a fast writer's many small frames become a few large ones.
     """
     decoder = FrameDecoder()
     while chunk := raw.read1(READ_SIZE):
-        yield from decoder.feed(chunk)
+        yield from joined(decoder.feed(chunk))
+
+
+def joined(frames: Iterable[tuple[int, bytes]], size: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """``frames`` with consecutive payloads of one stream joined into one (of about ``size``
+    bytes at most, when given): fewer, larger pieces to split into lines."""
+    stream, length = 0, 0
+    parts: list[bytes] = []
+    for current, payload in frames:
+        if parts and (current != stream or (size is not None and length >= size)):
+            yield stream, b"".join(parts)
+            parts, length = [], 0
+        stream = current
+        parts.append(payload)
+        length += len(payload)
+    if parts:
+        yield stream, b"".join(parts)

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from tinklet_core.containers.engine import STDERR, STDOUT
+from tinklet_core.containers.frames import joined
 from tinklet_core.runtime import LineBatcher
 
 #: Most bytes of output queued between the reading and the handing-on thread.
@@ -105,9 +106,10 @@ class Handoff:
         with self._changed:
             while self._queued >= self._limit and self._error is None:
                 self._changed.wait()
+            if not self._frames:  # only then can the handing-on thread be waiting
+                self._changed.notify_all()
             self._frames.append((stream, payload))
             self._queued += len(payload)
-            self._changed.notify_all()
 
     def finish(self) -> None:
         """Wait until every queued frame was handed on; raise what ``feed`` raised, if anything."""
@@ -127,32 +129,18 @@ class Handoff:
                 return None
             taken = list(self._frames)
             self._frames.clear()
+            if self._queued >= self._limit:  # only then can the reader be waiting
+                self._changed.notify_all()
             self._queued = 0
-            self._changed.notify_all()
         return taken
 
     def _hand_on(self) -> None:
         try:
             while (taken := self._take()) is not None:
-                for stream, payload in batches(taken):
+                for stream, payload in joined(taken, BATCH_BYTES):
                     self._feed(stream, payload)
         except BaseException as exc:  # raised again by finish()
             with self._changed:
                 self._error = exc
                 self._frames.clear()
                 self._changed.notify_all()
-
-
-def batches(frames: list[tuple[int, bytes]], size: int = BATCH_BYTES) -> Iterable[tuple[int, bytes]]:
-    """``frames`` with consecutive payloads of one stream joined up to about ``size`` bytes."""
-    stream, length = 0, 0
-    parts: list[bytes] = []
-    for current, payload in frames:
-        if parts and (current != stream or length >= size):
-            yield stream, b"".join(parts)
-            parts, length = [], 0
-        stream = current
-        parts.append(payload)
-        length += len(payload)
-    if parts:
-        yield stream, b"".join(parts)
