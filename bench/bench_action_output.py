@@ -152,53 +152,49 @@ def check_delivery(engine: str) -> str:
     return f"{len(chatty)} lines, {intact} intact; seq: {len(numbered)} lines, {order}"
 
 
-def raw_loop_seconds(engine: str, url: str, runs: int) -> list[float]:
-    """Per-action wall times of create/start/wait/remove of a ``true`` container via the client."""
-    times = []
+def raw_client(engine: str, url: str) -> tuple[Any, str]:
+    """A high-level docker-py or podman-py client for ``url``, and the image name it runs."""
     if engine == "docker":
         import docker
 
-        client: Any = docker.DockerClient(base_url=url)
-        image = IMAGE
-    else:
-        from podman import PodmanClient
+        return docker.DockerClient(base_url=url), IMAGE
+    from podman import PodmanClient
 
-        client = PodmanClient(base_url=url)
-        image = PODMAN_IMAGE
-    for _ in range(runs):
-        started = time.perf_counter()
-        container = client.containers.create(image, ["true"])
-        container.start()
-        container.wait()
-        container.remove(v=True, force=True)
-        times.append(time.perf_counter() - started)
-    client.close()
-    return times
+    return PodmanClient(base_url=url), PODMAN_IMAGE
 
 
-def tinklet_true_seconds(runtime: Any, runs: int) -> list[float]:
-    """Per-action wall times of a ``true`` action through the runtime's execute hook."""
+def raw_true_seconds(client: Any, image: str) -> float:
+    """Wall time of create/start/wait/remove of one ``true`` container through the client."""
+    started = time.perf_counter()
+    container = client.containers.create(image, ["true"])
+    container.start()
+    container.wait()
+    container.remove(v=True, force=True)
+    return time.perf_counter() - started
+
+
+def tinklet_true_seconds(runtime: Any) -> float:
+    """Wall time of one ``true`` action through the runtime's execute hook."""
     from tinklet_core.model import Action, State
     from tinklet_core.runtime import ActionContext
 
-    times = []
-    for index in range(runs):
-        unique = f"{uuid.uuid4().hex[:8]}-{index}"
-        action = Action(f"bench-{unique}", "t", f"a-{unique}", "", "true", IMAGE, command=("true",))
-        context = ActionContext(
-            action, runtime.settings, None, threading.Event(), lambda line: None, lambda image: None,
-            logging.getLogger("bench"),
-        )  # fmt: skip
-        started = time.perf_counter()
-        outcome = runtime.tinklet_execute_action(context)
-        times.append(time.perf_counter() - started)
-        if outcome.state is not State.SUCCESS:
-            raise SystemExit(f"{runtime}: true failed: {outcome.reason}")
-    return times
+    unique = uuid.uuid4().hex[:8]
+    action = Action(f"bench-{unique}", "t", f"a-{unique}", "", "true", IMAGE, command=("true",))
+    context = ActionContext(
+        action, runtime.settings, None, threading.Event(), lambda line: None, lambda image: None,
+        logging.getLogger("bench"),
+    )  # fmt: skip
+    started = time.perf_counter()
+    outcome = runtime.tinklet_execute_action(context)
+    elapsed = time.perf_counter() - started
+    if outcome.state is not State.SUCCESS:
+        raise SystemExit(f"{runtime}: true failed: {outcome.reason}")
+    return elapsed
 
 
 def overhead(engine: str, runs: int) -> tuple[float, float]:
-    """Median seconds per ``true`` action: (tinklet, raw client loop), interleaved in rounds."""
+    """Median seconds per ``true`` action: (tinklet, raw client loop), alternating one by one
+    after a warm-up of each, so a busy moment of the machine hits both alike."""
     from tinklet_core.plugins import find_runtime, load_plugins, open_runtime
     from tinklet_core.runtime import Privilege, RuntimeSettings
 
@@ -206,14 +202,17 @@ def overhead(engine: str, runs: int) -> tuple[float, float]:
     runtime: Any = open_runtime(
         loaded.manager, find_runtime(loaded.manager, engine), RuntimeSettings(privilege=Privilege.NONE)
     )
-    url = runtime.engine.url
+    client, image = raw_client(engine, runtime.engine.url)
     tinklet: list[float] = []
     raw: list[float] = []
     try:
-        for _round in range(2):  # warm both, then measure: first round discarded
-            tinklet = tinklet_true_seconds(runtime, runs)
-            raw = raw_loop_seconds(engine, url, runs)
+        tinklet_true_seconds(runtime)
+        raw_true_seconds(client, image)
+        for _ in range(runs):
+            tinklet.append(tinklet_true_seconds(runtime))
+            raw.append(raw_true_seconds(client, image))
     finally:
+        client.close()
         runtime.close()
     return statistics.median(tinklet), statistics.median(raw)
 
