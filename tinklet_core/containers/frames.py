@@ -14,7 +14,7 @@ from typing import Protocol
 from tinklet_core.containers.engine import STDERR, STDOUT
 
 _HEADER = struct.Struct(">BxxxL")
-READ_SIZE = 64 * 1024
+READ_SIZE = 256 * 1024
 
 
 class RawReader(Protocol):
