@@ -217,7 +217,7 @@ def _work(
         loaded.manager,
         settings.runtime_settings(agent_id, f"runtime:{spec.name}"),
         stop,
-        WorkerOptions(max_backoff=settings.max_backoff),
+        WorkerOptions(max_backoff=settings.max_backoff, log_output=settings.action_output == "log"),
         on_delivered=on_delivered,
         execute=execution_caller(loaded.manager, runtime),
         runtime_name=spec.name,

@@ -135,6 +135,12 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
         choices=tuple(p.value for p in Privilege),
     ),
     OptionSpec(
+        "action-output",
+        "Action output: 'log' (every line in the worker log) or 'tail' (kept only for failure messages).",
+        default="log",
+        choices=("log", "tail"),
+    ),
+    OptionSpec(
         "max-backoff", "Longest wait in seconds between retries.", kind=float, default=5.0, scope="worker"
     ),
     OptionSpec(
@@ -200,6 +206,7 @@ class Settings:
     privilege: Privilege = Privilege.PRIVILEGED
     max_backoff: float = 5.0
     agent_attributes: bool = True
+    action_output: str = "log"
     plugin_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -273,6 +280,7 @@ def load_settings(
         privilege=Privilege(values["action_privilege"]),
         max_backoff=values["max_backoff"],
         agent_attributes=values["agent_attributes"],
+        action_output=values["action_output"],
         plugin_options=_by_owner(extra, values),
         warnings=warnings,
     )

@@ -94,6 +94,8 @@ class ActionContext:
     - ``cancelled``: set when tinklet is shutting down; stop the container, remove it and raise
       :class:`tinklet_core.errors.ActionInterrupted`.
     - ``output``: call with each line the action prints, as it prints it.
+    - ``output_lines``: where given, call it instead with a batch of lines (in order) to spare
+      a call per line; :meth:`write_output` picks whichever is there.
     - ``registry_credentials``: credentials for an image's registry, or ``None``.
     - ``pull_progress``: call with a :class:`~tinklet_core.model.PullProgress` when a pull
       starts (``STARTED``), as it goes (``PROGRESS``: bytes or layers from the engine's pull
@@ -109,6 +111,14 @@ class ActionContext:
     registry_credentials: Callable[[str], RegistryCredentials | None]
     log: logging.Logger
     pull_progress: Callable[[PullProgress], None] = field(default=lambda progress: None)
+    output_lines: Callable[[list[str]], None] | None = None
+
+    def write_output(self, lines: list[str]) -> None:
+        """Hand a batch of output lines on: to ``output_lines`` when set, else line by line."""
+        if self.output_lines is not None:
+            self.output_lines(lines)
+        else:
+            _each(self.output, lines)
 
     def seconds_left(self) -> float | None:
         """Seconds until the deadline (never negative), or ``None`` without a deadline."""
@@ -159,36 +169,67 @@ def image_registry(image: str) -> str:
     return "docker.io"
 
 
-class LineSplitter:
-    """Turns a stream of byte chunks into text lines with bounded memory.
+class LineBatcher:
+    """Turns a stream of byte chunks into batches of text lines, with bounded memory.
 
-    A line longer than ``max_line`` bytes is emitted in pieces, so an action that prints
-    megabytes without a newline cannot grow the worker's memory.
+    Each chunk's complete lines go to ``emit_lines`` as one list (one call per chunk, not per
+    line, so a fast writer costs a few calls per 100 KiB). A line longer than ``max_line`` is
+    emitted in pieces (of at most ``max_line`` characters, or bytes while it is still
+    unterminated), so an action that prints megabytes without a newline cannot grow the
+    worker's memory and no logged line is longer than that.
     """
 
-    def __init__(self, emit: Callable[[str], None], max_line: int = 16 * 1024) -> None:
-        self._emit = emit
+    def __init__(self, emit_lines: Callable[[list[str]], None], max_line: int = 16 * 1024) -> None:
+        self._emit_lines = emit_lines
         self._max_line = max_line
-        self._pending = bytearray()
+        self._pending = b""
 
     def feed(self, chunk: bytes) -> None:
         """Add a chunk; emit every complete line in it."""
-        self._pending += chunk
-        while True:
-            newline = self._pending.find(b"\n")
-            if newline < 0:
-                break
-            self._emit_bytes(self._pending[:newline])
-            del self._pending[: newline + 1]
-        while len(self._pending) >= self._max_line:
-            self._emit_bytes(self._pending[: self._max_line])
-            del self._pending[: self._max_line]
+        data = self._pending + chunk if self._pending else chunk
+        end = data.rfind(b"\n")
+        lines: list[str] = []
+        if end >= 0:
+            lines = _decode(data[:end]).split("\n")
+            data = data[end + 1 :]
+            if max(map(len, lines)) > self._max_line:
+                lines = [
+                    line[at : at + self._max_line] for line in lines for at in _cuts(line, self._max_line)
+                ]
+        while len(data) >= self._max_line:
+            lines.append(_decode(data[: self._max_line]))
+            data = data[self._max_line :]
+        self._pending = data
+        if lines:
+            self._emit_lines(lines)
 
     def close(self) -> None:
         """Emit what is left after the last newline."""
         if self._pending:
-            self._emit_bytes(self._pending)
-            self._pending.clear()
+            self._emit_lines([_decode(self._pending)])
+            self._pending = b""
 
-    def _emit_bytes(self, data: bytes | bytearray) -> None:
-        self._emit(bytes(data).decode("utf-8", errors="replace").rstrip("\r"))
+
+def _cuts(line: str, size: int) -> range:
+    """Where ``line`` is cut into pieces of at most ``size`` characters (an empty line: once)."""
+    return range(0, max(len(line), 1), size)
+
+
+def _decode(data: bytes) -> str:
+    """Text of ``data``: invalid UTF-8 replaced, carriage returns before newlines dropped."""
+    text = data.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").removesuffix("\r")
+    return text
+
+
+class LineSplitter(LineBatcher):
+    """A :class:`LineBatcher` that hands ``emit`` one line at a time."""
+
+    def __init__(self, emit: Callable[[str], None], max_line: int = 16 * 1024) -> None:
+        super().__init__(lambda lines: _each(emit, lines), max_line)
+
+
+def _each(emit: Callable[[str], None], lines: list[str]) -> None:
+    for line in lines:
+        emit(line)

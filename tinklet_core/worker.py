@@ -36,11 +36,13 @@ MAX_MESSAGE = 2000
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    """Tuning for the loop: backoff bounds (seconds) and how many output lines to keep."""
+    """Tuning for the loop: backoff bounds (seconds), how many output lines to keep, and
+    whether action output goes to the worker log (it is kept for failure messages anyway)."""
 
     min_backoff: float = 0.2
     max_backoff: float = 5.0
     tail_lines: int = 20
+    log_output: bool = True
 
 
 class Backoff:
@@ -89,16 +91,31 @@ class StatusLog:
 
 
 class OutputTail:
-    """Receives an action's output lines: logs each one and keeps the last few."""
+    """Receives an action's output lines: logs them and keeps the last few.
 
-    def __init__(self, action: Action, log: logging.Logger, keep: int) -> None:
-        self._prefix = action.label
+    Lines come in batches (:meth:`write_lines`) and each batch is one log record, one line of
+    text per output line, each tagged ``ACTION | ``: a chatty action costs a record per batch,
+    not per line, so reading its output keeps up with the engine. With ``to_log`` False the
+    lines are only kept for the failure message.
+    """
+
+    def __init__(self, action: Action, log: logging.Logger, keep: int, to_log: bool = True) -> None:
+        self._prefix = f"{action.label} | "
+        self._separator = "\n" + self._prefix
         self._log = log
+        self._to_log = to_log
         self.lines: deque[str] = deque(maxlen=keep)
 
     def __call__(self, line: str) -> None:
-        self.lines.append(line)
-        self._log.info("%s | %s", self._prefix, line)
+        self.write_lines([line])
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Keep the last of ``lines`` and log them all as one record (at INFO)."""
+        if not lines:
+            return
+        self.lines.extend(lines[-(self.lines.maxlen or len(lines)) :])
+        if self._to_log and self._log.isEnabledFor(logging.INFO):
+            self._log.info("%s%s", self._prefix, self._separator.join(lines))
 
 
 def failure_message(outcome: Outcome, tail: list[str]) -> str:
@@ -241,7 +258,12 @@ class Worker:
     def _execute_with_retries(self, action: Action) -> tuple[Outcome, list[str]] | None:
         attempts = action.retries + 1
         for attempt in range(1, attempts + 1):
-            tail = OutputTail(action, ActionLogger(self._log, action, output=True), self._options.tail_lines)
+            tail = OutputTail(
+                action,
+                ActionLogger(self._log, action, output=True),
+                self._options.tail_lines,
+                self._options.log_output,
+            )
             try:
                 outcome = self._execute(action, tail)
             except ActionInterrupted:
@@ -264,6 +286,7 @@ class Worker:
             registry_credentials=self._credentials,
             log=ActionLogger(self._log, action),
             pull_progress=lambda progress: self._pulled(action, progress),
+            output_lines=tail.write_lines,
         )
         try:
             outcome = self._execute_hook(context=context)

@@ -7,11 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from docker_support import IMAGE, make_action, make_run, run_in_thread
 from tinklet_docker import DockerRuntime
 from tinklet_docker.engine import tinklet_containers
 
+from tinklet_core.containers.capabilities import bounding_set, missing_capabilities
+from tinklet_core.containers.spec import container_spec
 from tinklet_core.errors import ActionInterrupted
 from tinklet_core.model import State, Volume
 from tinklet_core.runtime import Privilege
@@ -232,3 +235,44 @@ def test_every_privilege_setting_runs_an_action(
     run = make_run(make_action(agent_id, ["id", "-u"]), privilege=privilege)
     assert runtime.tinklet_execute_action(run.context).state is State.SUCCESS
     assert run.lines == ["0"]
+
+
+def test_chatty_output_comes_in_order_in_a_few_large_batches(runtime: DockerRuntime, agent_id: str) -> None:
+    count = 200_000
+    run = make_run(make_action(agent_id, ["seq", "1", str(count)]))
+    batches: list[list[str]] = []
+    run.context.output_lines = batches.append
+    assert runtime.tinklet_execute_action(run.context).state is State.SUCCESS
+    assert [line for batch in batches for line in batch] == [str(n) for n in range(1, count + 1)]
+    assert len(batches) < count / 100, "a batch per chunk the engine sent, not a call per line"
+
+
+def plain_runc_caps(runtime: DockerRuntime, agent_id: str, cap_add: list[str], cap_drop: list[str]) -> int:
+    """CapEff of a container started by plain runc (not the test wrapper that drops what the
+    host lacks) with these capability changes; raises docker's APIError if it cannot start."""
+    api = runtime.engine.api
+    action = make_action(agent_id, ["grep", "CapEff", "/proc/self/status"])
+    host_config = api.create_host_config(cap_add=cap_add, cap_drop=cap_drop or None, runtime="runc")
+    created = api.create_container(
+        IMAGE, command=list(action.command), labels=action.labels(), host_config=host_config
+    )
+    try:
+        api.start(created)
+        assert api.wait(created)["StatusCode"] == 0
+        return int(api.logs(created).split()[1], 16)
+    finally:
+        api.remove_container(created, force=True)
+
+
+def test_all_caps_grants_what_the_hosts_bounding_set_holds_even_under_plain_runc(
+    runtime: DockerRuntime, agent_id: str
+) -> None:
+    spec = container_spec(make_action(agent_id, ["true"]), IMAGE, Privilege.ALL_CAPS, "x")
+    bounding = bounding_set(Path("/proc/self/status").read_text())
+    assert bounding is not None
+    granted = plain_runc_caps(runtime, agent_id, list(spec.cap_add), list(spec.cap_drop))
+    assert granted & ~bounding == 0, "nothing outside the bounding set"
+    assert granted >> 21 & 1, "CAP_SYS_ADMIN, which docker's defaults lack"
+    if missing_capabilities():  # as on this machine: plain ALL is what failed every action
+        with pytest.raises(docker.errors.APIError, match="caps"):
+            plain_runc_caps(runtime, agent_id, ["ALL"], [])

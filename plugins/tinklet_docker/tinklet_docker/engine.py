@@ -1,7 +1,8 @@
-"""The docker-py calls the docker runtime makes, each failing with a one-line :class:`DockerFailure`.
+"""The Docker engine adapter: the shared container layer's engine calls, made with docker-py.
 
 This is the only module that imports docker-py; :mod:`tinklet_docker.runtime` imports it when a
-runtime is opened, never when plugins are merely listed.
+runtime is opened, never when plugins are merely listed. Every failure is one
+:class:`~tinklet_core.containers.engine.EngineFailure` line.
 
 Two low-level API clients share one daemon URL: ``api`` keeps docker-py's 60 s read timeout for
 short calls, and ``stream_api`` has no timeout for the calls that legitimately block for as long
@@ -12,34 +13,30 @@ container that prints nothing for a minute would break its own output stream.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, Protocol
+from contextlib import AbstractContextManager
+from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException
 from requests.exceptions import RequestException
 
+from tinklet_core.containers.engine import (
+    ALREADY_GONE,
+    STDERR,
+    STDOUT,
+    EngineFailure,
+    failing_as,
+    label_filter,
+    pull_error,
+)
+from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
-from tinklet_docker.errors import DockerFailure
-from tinklet_docker.spec import ContainerSpec
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
-ACTION_LABEL = "tinklet.action"
-AGENT_LABEL = "tinklet.agent"
 
-
-class OutputStream(Protocol):
-    """A container's attached output: raw byte chunks of stdout and stderr, closable from
-    another thread."""
-
-    def __iter__(self) -> Iterator[bytes]:
-        """The chunks, as the container writes them; ends when the container exits."""
-        ...
-
-    def close(self) -> None:
-        """Stop the stream (the iteration ends)."""
+__all__ = ["DEFAULT_URL", "DockerEngine", "pull_error", "tinklet_containers"]
 
 
 def tinklet_containers(api: Any, agent_id: str | None = None) -> list[str]:
@@ -47,18 +44,26 @@ def tinklet_containers(api: Any, agent_id: str | None = None) -> list[str]:
 
     ``api`` is a ``docker.APIClient``; with ``agent_id``, only that agent's containers.
     """
-    labels = [ACTION_LABEL] if agent_id is None else [ACTION_LABEL, f"{AGENT_LABEL}={agent_id}"]
-    found = api.containers(all=True, filters={"label": labels})
+    found = api.containers(all=True, filters={"label": label_filter(agent_id)})
     return [entry["Names"][0].lstrip("/") if entry.get("Names") else entry["Id"] for entry in found]
 
 
-def pull_error(event: Any) -> str | None:
-    """The error a pull progress event reports (``{"error": …, "errorDetail": {"message": …}}``)."""
-    if not isinstance(event, dict):
-        return None
-    detail = event.get("errorDetail")
-    message = detail.get("message") if isinstance(detail, dict) else None
-    return str(message or event.get("error") or "") or None
+class DemuxedStream:
+    """docker-py's demultiplexed attach stream as ``(stream, payload)`` frames."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        for stdout, stderr in self._stream:
+            if stdout:
+                yield STDOUT, stdout
+            if stderr:
+                yield STDERR, stderr
+
+    def close(self) -> None:
+        """Shut the connection down; an iteration blocked in another thread ends."""
+        self._stream.close()
 
 
 class DockerEngine:
@@ -81,21 +86,12 @@ class DockerEngine:
         self._clients.append(client)
         return client
 
-    @contextmanager
-    def failing_as(self, what: str, secret: str | None = None) -> Iterator[None]:
-        """Turn docker-py's exceptions inside the block into ``DockerFailure("WHAT: reason")``.
-
-        An API error keeps the daemon's words; a connection error says the daemon is not
-        reachable. ``secret`` is masked wherever it would appear.
-        """
-        try:
-            yield
-        except APIError as exc:
-            words = one_line(exc.explanation or str(exc))
-            raise DockerFailure(without_secret(f"{what}: {words}", secret)) from None
-        except (DockerException, RequestException) as exc:
-            words = f"docker daemon at {self.url} is not reachable: {innermost_reason(exc)}"
-            raise DockerFailure(without_secret(f"{what}: {words}", secret)) from None
+    def failing_as(
+        self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = ()
+    ) -> AbstractContextManager[None]:
+        """docker-py's exceptions inside the block become ``EngineFailure("WHAT: reason")``."""
+        errors = {"api_errors": (APIError,), "connection_errors": (DockerException, RequestException)}
+        return failing_as(what, secret, service=f"docker daemon at {self.url}", tolerate=tolerate, **errors)
 
     def image_present(self, image: str) -> bool:
         """True when the daemon has ``image`` (by name, tag or digest)."""
@@ -120,34 +116,37 @@ class DockerEngine:
             for event in self.api.pull(image, stream=True, decode=True, auth_config=auth):
                 error = pull_error(event)
                 if error:
-                    raise DockerFailure(without_secret(f"image pull failed: {one_line(error)}", secret))
+                    raise EngineFailure(without_secret(f"image pull failed: {one_line(error)}", secret))
 
     def create(self, spec: ContainerSpec) -> str:
         """Create the container; returns its id."""
         with self.failing_as("container create failed"):
             host_config = self.api.create_host_config(
-                binds=list(spec.binds) or None,
+                binds=[mount.bind for mount in spec.mounts] or None,
                 privileged=spec.privileged,
                 cap_add=list(spec.cap_add) or None,
+                cap_drop=list(spec.cap_drop) or None,
                 pid_mode=spec.pid_mode or None,
                 network_mode=spec.network_mode or None,
+                ulimits=[docker.types.Ulimit(name=u.name, soft=u.soft, hard=u.hard) for u in spec.ulimits]
+                or None,
             )
             created = self.api.create_container(
                 spec.image,
                 command=list(spec.command) or None,
                 name=spec.name,
-                environment=list(spec.environment),
+                environment=spec.env_list,
                 labels=dict(spec.labels),
                 host_config=host_config,
                 use_config_proxy=False,
             )
         return str(created["Id"])
 
-    def attach(self, container: str) -> OutputStream:
+    def attach(self, container: str) -> DemuxedStream:
         """Attach to stdout and stderr. Call before :meth:`start` so no output is missed."""
         with self.failing_as("container attach failed"):
-            stream: OutputStream = self.stream_api.attach(container, stdout=True, stderr=True, stream=True)
-        return stream
+            stream = self.stream_api.attach(container, stdout=True, stderr=True, stream=True, demux=True)
+        return DemuxedStream(stream)
 
     def start(self, container: str) -> None:
         """Start the container; a bad command fails here with docker's explanation."""
@@ -165,26 +164,18 @@ class DockerEngine:
         try:
             with self.failing_as("container inspect failed"):
                 return bool(self.api.inspect_container(container)["State"].get("OOMKilled"))
-        except DockerFailure:
+        except EngineFailure:
             return False
 
     def kill(self, container: str) -> None:
         """SIGKILL the container; one that already stopped or is gone is fine."""
-        with self.failing_as("container kill failed"):
-            try:
-                self.api.kill(container)
-            except APIError as exc:
-                if exc.status_code not in (404, 409):
-                    raise
+        with self.failing_as("container kill failed", tolerate=ALREADY_GONE):
+            self.api.kill(container)
 
     def remove(self, container: str) -> None:
         """Remove the container (force) and its anonymous volumes; one already gone is fine."""
-        with self.failing_as("container remove failed"):
-            try:
-                self.api.remove_container(container, v=True, force=True)
-            except APIError as exc:
-                if exc.status_code not in (404, 409):
-                    raise
+        with self.failing_as("container remove failed", tolerate=ALREADY_GONE):
+            self.api.remove_container(container, v=True, force=True)
 
     def containers(self, agent_id: str | None = None) -> list[str]:
         """Names of tinklet's action containers on this daemon (only ``agent_id``'s if given)."""

@@ -1,36 +1,19 @@
-"""The podman plugin's pure parts: image names, the container spec, frames, limits, sockets."""
+"""The podman plugin's pure parts: image names, limits, sockets (the container spec and output
+frames are the core's: tests/test_containers.py)."""
 
 from __future__ import annotations
 
-import io
-import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tinklet_podman.images import is_local_only, resolve_image
-from tinklet_podman.output import STDERR, STDOUT, FrameDecoder, OutputLines, read_frames
 from tinklet_podman.service import first_answering, socket_url, usual_sockets
-from tinklet_podman.spec import Mount, Ulimit, container_spec
 from tinklet_podman.ulimits import is_rlimit_error, own_limits, process_limits
 
-from tinklet_core.model import Action, Volume
+from tinklet_core.containers.spec import Ulimit
 from tinklet_core.plugins import describe_plugins, load_plugins
-from tinklet_core.runtime import Privilege
-
-
-def frame(stream: int, payload: bytes) -> bytes:
-    """One multiplexed frame as Podman sends it."""
-    return struct.pack(">BxxxL", stream, len(payload)) + payload
-
-
-class Trickle(io.BytesIO):
-    """A reader that hands out at most 3 bytes per read, like a slow socket."""
-
-    def read1(self, size: int | None = -1, /) -> bytes:
-        return super().read1(min(3, size if size and size > 0 else 3))
 
 
 @pytest.mark.parametrize(
@@ -54,104 +37,6 @@ def test_only_localhost_images_are_local_only() -> None:
     assert is_local_only("localhost/tinklet/busybox:latest")
     assert not is_local_only("localhost:5000/tinklet/busybox:latest")
     assert not is_local_only("docker.io/library/busybox")
-
-
-def action(**fields: object) -> Action:
-    """An action with fixed ids and these fields."""
-    values: dict[str, object] = {
-        "workflow_id": "wf",
-        "task_id": "task",
-        "action_id": "act",
-        "agent_id": "agent",
-        "name": "disk wipe/now",
-        "image": "img",
-    }
-    values.update(fields)
-    return Action(**values)  # type: ignore[arg-type]
-
-
-def test_container_spec_maps_the_action() -> None:
-    spec = container_spec(
-        action(
-            command=("sh", "-c", "echo"),
-            env=(("A", "x y=z"),),
-            volumes=(Volume("/dev", "/dev"), Volume("cache", "/cache", read_only=True)),
-            pid_namespace="host",
-            network_namespace="host",
-        ),
-        "localhost/img",
-        Privilege.PRIVILEGED,
-        "abc123",
-        (Ulimit("nofile", 1, 2),),
-    )
-    assert spec.name == "tinklet-disk-wipe-now-abc123"
-    assert spec.image == "localhost/img"
-    assert spec.command == ("sh", "-c", "echo")
-    assert spec.environment == (("A", "x y=z"),)
-    assert dict(spec.labels) == action().labels()
-    assert spec.mounts == (Mount("/dev", "/dev", False, True), Mount("cache", "/cache", True, False))
-    assert spec.privileged and spec.cap_add == ()
-    assert (spec.pid_mode, spec.network_mode) == ("host", "host")
-    assert spec.ulimits == (Ulimit("nofile", 1, 2),)
-
-
-def test_container_spec_privilege_levels_and_private_namespaces() -> None:
-    all_caps = container_spec(action(pid_namespace="other"), "i", Privilege.ALL_CAPS, "s")
-    assert not all_caps.privileged and all_caps.cap_add == ("ALL",)
-    assert (all_caps.pid_mode, all_caps.network_mode) == ("", "")
-    none = container_spec(action(), "i", Privilege.NONE, "s")
-    assert not none.privileged and none.cap_add == ()
-
-
-def test_frames_are_read_across_short_reads() -> None:
-    data = frame(1, b"hello\nwor") + frame(2, b"oops\n") + frame(0, b"") + frame(1, b"ld\n")
-    assert list(read_frames(Trickle(data))) == [
-        (STDOUT, b"hello\nwor"),
-        (STDERR, b"oops\n"),
-        (STDOUT, b"ld\n"),
-    ]
-
-
-def test_an_unfinished_frame_is_held_back() -> None:
-    decoder = FrameDecoder()
-    whole = frame(1, b"complete\n") + frame(2, b"cut short")
-    assert list(decoder.feed(whole[:-3])) == [(STDOUT, b"complete\n")]
-    assert decoder.pending == 8 + len(b"cut short") - 3
-    assert list(decoder.feed(whole[-3:])) == [(STDERR, b"cut short")]
-    assert decoder.pending == 0
-
-
-def test_output_lines_keep_streams_apart() -> None:
-    lines: list[str] = []
-    output = OutputLines(lines.append)
-    output.feed_all([(STDOUT, b"out "), (STDERR, b"err\n"), (STDOUT, b"line\nlast")])
-    assert lines == ["err", "out line", "last"]
-    assert output.delivered == {STDOUT: 13, STDERR: 4}
-    assert output.emitted == 3
-
-
-def test_catch_up_emits_only_what_was_missed_and_completes_a_cut_line() -> None:
-    def broken_stream() -> Iterator[tuple[int, bytes]]:
-        yield STDOUT, b"1\n2\n3"
-        yield STDERR, b"e1\n"
-        raise ConnectionResetError("the attach stream broke")
-
-    lines: list[str] = []
-    output = OutputLines(lines.append)
-    with pytest.raises(ConnectionResetError):
-        output.feed_all(broken_stream())
-    assert lines == ["1", "2", "e1"], "the cut line is held back"
-    complete = [(STDOUT, b"1\n2\n"), (STDERR, b"e1\ne2\n"), (STDOUT, b"3"), (STDOUT, b"4\n5")]
-    assert output.catch_up(complete) == 3
-    assert lines == ["1", "2", "e1", "e2", "34", "5"]
-
-
-def test_catch_up_after_a_complete_stream_emits_nothing() -> None:
-    lines: list[str] = []
-    output = OutputLines(lines.append)
-    output.feed_all([(STDOUT, b"a\nb"), (STDERR, b"c\n")])
-    assert output.catch_up([(STDOUT, b"a\n"), (STDERR, b"c\n"), (STDOUT, b"b")]) == 0
-    assert lines == ["a", "c", "b"]
 
 
 def test_process_limits_are_read_from_proc(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ cheap: it pulls in only tinklet_core and :mod:`tinklet_podman.runtime`, whose
 :class:`PodmanRuntime` is the spec's factory (a class, so its hooks can be listed without
 opening it). podman-py is imported when the runtime is opened.
 
-Where Podman differs from Docker, the plugin makes up for it:
+Action execution is the core's shared container layer (:mod:`tinklet_core.containers`); this
+plugin is the podman-py engine adapter plus what is Podman's own. Where Podman differs from
+Docker, the plugin makes up for it:
 
 - **No daemon.** Without ``--podman-socket`` the runtime tries
   ``$XDG_RUNTIME_DIR/podman/podman.sock`` and ``/run/podman/podman.sock``; when none answers it
@@ -19,8 +21,8 @@ Where Podman differs from Docker, the plugin makes up for it:
   CAP_SYS_RESOURCE; after such a failure the runtime retries with limits the service can apply
   (:mod:`tinklet_podman.ulimits`). ``default_ulimits = []`` in containers.conf avoids the retry.
 - **Lost log lines.** Podman 4.3.1 drops lines when following a fast writer's logs; the runtime
-  attaches before start instead and reconciles with the complete log after exit
-  (:mod:`tinklet_podman.output`).
+  attaches before start instead, and when that live stream breaks it completes the output from
+  the container's stored log after exit (:meth:`PodmanRuntime.after_exit`).
 - **Pull failures are not raised** by podman-py; the pull stream's error event is turned into a
   FAILED action with the registry's words (:mod:`tinklet_podman.engine`).
 - Containers log with Podman's ``k8s-file`` driver whatever the host default is, so the

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tinklet_core.containers.engine import EngineFailure
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_podman.engine import PodmanEngine, probe
-from tinklet_podman.errors import PodmanFailure
 from tinklet_podman.service import PodmanService, first_answering, socket_url, usual_sockets
 
 log = logging.getLogger("tinklet.podman")
@@ -61,7 +61,7 @@ def _connected(url: str, service: PodmanService | None, how: str) -> Connection:
     engine = PodmanEngine(url)
     try:
         version = engine.version()
-    except PodmanFailure as exc:
+    except EngineFailure as exc:
         engine.close()
         raise RuntimeUnavailable(f"Podman at {url} is not usable: {exc}") from None
     log.info("using Podman %s at %s (%s)", version, url, how)

@@ -1,4 +1,6 @@
-"""The podman-py calls the podman runtime makes, each failing with a one-line :class:`PodmanFailure`.
+"""The Podman engine adapter: the shared container layer's engine calls, made with podman-py.
+
+Each call fails with a one-line :class:`~tinklet_core.containers.engine.EngineFailure`.
 
 This is the only module that imports podman-py; :mod:`tinklet_podman.runtime` imports it when
 the runtime is opened, never when plugins are merely listed.
@@ -22,21 +24,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 from podman import PodmanClient
-from podman.errors import APIError, NotFound, PodmanError
+from podman.errors import APIError, PodmanError
 from requests.exceptions import RequestException
 
+from tinklet_core.containers.engine import ALREADY_GONE, EngineFailure, failing_as, label_filter, pull_error
+from tinklet_core.containers.frames import read_frames
+from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
-from tinklet_podman.errors import PodmanFailure
-from tinklet_podman.output import read_frames
-from tinklet_podman.spec import ContainerSpec
 
-ACTION_LABEL = "tinklet.action"
-AGENT_LABEL = "tinklet.agent"
 PROBE_TIMEOUT = 2.0
 SHORT_CALL_TIMEOUT = 60.0
 #: How often Podman checks whether a waited-for container exited (its default, 250ms, adds
@@ -84,18 +84,15 @@ class PodmanEngine:
         self.url = url
         self.client = PodmanClient(base_url=url)
 
-    @contextmanager
-    def failing_as(self, what: str, secret: str | None = None) -> Iterator[None]:
-        """Turn podman-py's exceptions inside the block into ``PodmanFailure("WHAT: reason")``,
-        keeping Podman's own words and masking ``secret``."""
-        try:
-            yield
-        except APIError as exc:
-            words = one_line(getattr(exc, "explanation", None) or exc)
-            raise PodmanFailure(without_secret(f"{what}: {words}", secret)) from None
-        except (PodmanError, RequestException, OSError) as exc:
-            words = f"Podman at {self.url} is not reachable: {innermost_reason(exc)}"
-            raise PodmanFailure(without_secret(f"{what}: {words}", secret)) from None
+    def failing_as(
+        self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = ()
+    ) -> AbstractContextManager[None]:
+        """podman-py's exceptions inside the block become ``EngineFailure("WHAT: reason")``."""
+        connection_errors = (PodmanError, RequestException, OSError)
+        return failing_as(
+            what, secret, api_errors=(APIError,), connection_errors=connection_errors,
+            service=f"Podman at {self.url}", tolerate=tolerate,
+        )  # fmt: skip
 
     def version(self) -> str:
         """The service's Podman version, for the log."""
@@ -104,7 +101,7 @@ class PodmanEngine:
             response.raise_for_status()
             return str(response.json().get("Version", "unknown"))
 
-    def image_exists(self, reference: str) -> bool:
+    def image_present(self, reference: str) -> bool:
         """True when Podman has the image ``reference`` locally."""
         with self.failing_as(f"image lookup failed for {reference}"):
             return bool(self.client.images.exists(reference))
@@ -123,12 +120,11 @@ class PodmanEngine:
                 reference, auth_config=auth, stream=True, decode=True
             )
             for event in events:
-                if isinstance(event, dict) and event.get("error"):
-                    error = str((event.get("errorDetail") or {}).get("message") or event["error"])
+                error = pull_error(event) or error
             if not error and not self.client.images.exists(reference):
                 error = f"{reference} is not present after the pull"
         if error:
-            raise PodmanFailure(without_secret(f"image pull failed: {one_line(error)}", secret))
+            raise EngineFailure(without_secret(f"image pull failed: {one_line(error)}", secret))
 
     def create(self, spec: ContainerSpec) -> str:
         """Create the container; returns its id."""
@@ -145,6 +141,8 @@ class PodmanEngine:
             arguments["command"] = list(spec.command)
         if spec.cap_add:
             arguments["cap_add"] = list(spec.cap_add)
+        if spec.cap_drop:
+            arguments["cap_drop"] = list(spec.cap_drop)
         if spec.pid_mode:
             arguments["pid_mode"] = spec.pid_mode
         if spec.network_mode:
@@ -197,7 +195,7 @@ class PodmanEngine:
                 response = self.client.api.get(f"/containers/{container}/json", timeout=SHORT_CALL_TIMEOUT)
                 response.raise_for_status()
                 return bool(response.json().get("State", {}).get("OOMKilled"))
-        except PodmanFailure:
+        except EngineFailure:
             return False
 
     def logs(self, container: str) -> FrameStream:
@@ -210,30 +208,23 @@ class PodmanEngine:
 
     def kill(self, container: str) -> None:
         """SIGKILL the container; one that already stopped or is gone is fine."""
-        with self.failing_as("container kill failed"):
-            try:
-                response = self.client.api.post(
-                    f"/containers/{container}/kill", params={"signal": "SIGKILL"}, timeout=SHORT_CALL_TIMEOUT
-                )
-                response.raise_for_status()
-            except APIError as exc:
-                if exc.status_code not in (404, 409):
-                    raise
+        with self.failing_as("container kill failed", tolerate=ALREADY_GONE):
+            params = {"signal": "SIGKILL"}
+            self.client.api.post(
+                f"/containers/{container}/kill", params=params, timeout=SHORT_CALL_TIMEOUT
+            ).raise_for_status()
 
     def remove(self, container: str) -> None:
         """Remove the container (force) and its anonymous volumes; one already gone is fine."""
-        with self.failing_as("container remove failed"):
-            try:
-                response = self.client.api.delete(
-                    f"/containers/{container}", params={"force": True, "v": True}, timeout=SHORT_CALL_TIMEOUT
-                )
-                response.raise_for_status(not_found=NotFound)
-            except NotFound:
-                pass
+        with self.failing_as("container remove failed", tolerate=ALREADY_GONE):
+            params = {"force": True, "v": True}
+            self.client.api.delete(
+                f"/containers/{container}", params=params, timeout=SHORT_CALL_TIMEOUT
+            ).raise_for_status()
 
     def containers(self, agent_id: str | None = None) -> list[str]:
         """Names of tinklet's action containers (running or not); only ``agent_id``'s if given."""
-        labels = [ACTION_LABEL] if agent_id is None else [ACTION_LABEL, f"{AGENT_LABEL}={agent_id}"]
+        labels = label_filter(agent_id)
         with self.failing_as("container list failed"):
             response = self.client.api.get(
                 "/containers/json",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-from tinklet_podman.spec import Ulimit
+from tinklet_core.containers.spec import Ulimit
 
 _LIMITS = {
     "nofile": ("Max open files", resource.RLIMIT_NOFILE),
