@@ -187,8 +187,8 @@ def _environment(home: Path, extra: dict[str, str]) -> dict[str, str]:
 
 def runtime_flags(runtime: str, kubeconfig: str | None) -> list[str]:
     flags = ["--runtime", runtime, "--loglevel", "debug"]
-    if runtime == "kube" and kubeconfig:
-        flags += ["--kubeconfig", kubeconfig]
+    if runtime == "kube" and kubeconfig:  # a pull that cannot succeed fails after 1 s, not 60
+        flags += ["--kubeconfig", kubeconfig, "--kube-pull-timeout", "1"]
     return flags
 
 
