@@ -99,7 +99,8 @@ def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[s
     }
     finals: list[Event] = []
     worker = Worker(
-        WorkflowFileTransport(parse_workflow(workflow)),
+        # A unique agent: `tinklet run` elsewhere on this host removes agent "local"'s containers.
+        WorkflowFileTransport(parse_workflow(workflow, agent_id=str(workflow["name"]))),
         loaded.manager,
         settings,
         threading.Event(),
