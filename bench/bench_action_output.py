@@ -253,7 +253,7 @@ def main() -> None:
         growths = "/".join(f"{r[1]['peak_rss'] - r[1]['rss_before']:.0f}" for r in rounds)
         states = {r[1]["state"] for r in rounds} | {r[2]["state"] for r in rounds}
         delivered = check_delivery(engine)
-        for failed in {r[1]["message"] for r in rounds} | {r[2]["message"] for r in rounds} - {""}:
+        for failed in ({r[1]["message"] for r in rounds} | {r[2]["message"] for r in rounds}) - {""}:
             print(f"{engine}: an action did not succeed: {failed}")
         print(
             f"{engine:10}{cli:>9.2f}{logged_s:>13.2f}{logged_s / cli:>6.2f}x"
