@@ -99,7 +99,8 @@ def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[s
     }
     finals: list[Event] = []
     worker = Worker(
-        WorkflowFileTransport(parse_workflow(workflow)),
+        # A unique agent: `tinklet run` elsewhere on this host removes agent "local"'s containers.
+        WorkflowFileTransport(parse_workflow(workflow, agent_id=str(workflow["name"]))),
         loaded.manager,
         settings,
         threading.Event(),
@@ -114,7 +115,8 @@ def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[s
     stream.close()
     peak = rss_mib("VmHWM")
     state = finals[0].state.value if finals else "none"
-    return {"seconds": elapsed, "state": state, "rss_before": before, "peak_rss": peak}
+    message = finals[0].message if finals and state != "SUCCESS" else ""
+    return {"seconds": elapsed, "state": state, "message": message, "rss_before": before, "peak_rss": peak}
 
 
 def run_worker(engine: str, script: str, output: str, log_file: str = os.devnull) -> dict[str, Any]:
@@ -251,6 +253,8 @@ def main() -> None:
         growths = "/".join(f"{r[1]['peak_rss'] - r[1]['rss_before']:.0f}" for r in rounds)
         states = {r[1]["state"] for r in rounds} | {r[2]["state"] for r in rounds}
         delivered = check_delivery(engine)
+        for failed in ({r[1]["message"] for r in rounds} | {r[2]["message"] for r in rounds}) - {""}:
+            print(f"{engine}: an action did not succeed: {failed}")
         print(
             f"{engine:10}{cli:>9.2f}{logged_s:>13.2f}{logged_s / cli:>6.2f}x"
             f"{quiet_s:>15.2f}{quiet_s / cli:>6.2f}x"
