@@ -137,6 +137,7 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
             cancelled=stop,
             max_backoff=settings.max_backoff,
             options=settings.options_of(f"transport:{spec.name}"),
+            report_grace=settings.report_grace,
         )
     )
 

@@ -30,6 +30,8 @@ from tinklet_core.tls import TlsSettings, ca_location
 
 ENV_PREFIX = "TINKLET_"
 CORE = "core"
+MAX_REPORT_GRACE = 5.0
+"""The longest --report-grace: with it and the container's stop, tinklet exits within 10 s."""
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -131,6 +133,13 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "max-backoff", "Longest wait in seconds between retries.", kind=float, default=5.0, scope="worker"
     ),
+    OptionSpec(
+        "report-grace",
+        "Seconds a status report in flight may still take when tinklet is stopping.",
+        kind=float,
+        default=3.0,
+        scope="worker",
+    ),
 )
 
 
@@ -185,6 +194,7 @@ class Settings:
     pull_policy: PullPolicy = PullPolicy.MISSING
     privilege: Privilege = Privilege.PRIVILEGED
     max_backoff: float = 5.0
+    report_grace: float = 3.0
     plugin_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -256,9 +266,17 @@ def load_settings(
         pull_policy=PullPolicy(values["pull"]),
         privilege=Privilege(values["action_privilege"]),
         max_backoff=values["max_backoff"],
+        report_grace=_report_grace(values["report_grace"]),
         plugin_options=_by_owner(extra, values),
         warnings=warnings,
     )
+
+
+def _report_grace(value: float) -> float:
+    """``--report-grace``: between 0 and 5 seconds, so that tinklet still exits within 10 s."""
+    if not 0 <= value <= MAX_REPORT_GRACE:
+        raise ConfigError(f"--report-grace: must be between 0 and {MAX_REPORT_GRACE:g} seconds")
+    return value
 
 
 def _by_owner(specs: Iterable[OptionSpec], values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -26,7 +26,9 @@ class TransportSettings:
 
     ``target`` is the server address (``--tink``), or the workflow file for the ``file``
     transport. ``credentials`` is ``None`` for a plaintext connection. ``options`` holds only the
-    values of this transport's own :attr:`TransportSpec.options`.
+    values of this transport's own :attr:`TransportSpec.options`. ``report_grace`` is how many
+    seconds a status report in flight may still take once ``cancelled`` is set
+    (``--report-grace``): a transport abandons it then, so tinklet stops on time.
     """
 
     target: str
@@ -36,6 +38,7 @@ class TransportSettings:
     cancelled: threading.Event = field(default_factory=threading.Event)
     max_backoff: float = 5.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    report_grace: float = 3.0
 
 
 @dataclass(frozen=True)
