@@ -379,7 +379,7 @@ class TinkServer:
             return all(run.state.is_final for run in self._runs)
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``predicate()`` is true, re-checking after every served action and report.
+        """Wait until ``predicate()`` is true, re-checking after every call, served action and report.
 
         Returns False if it is still false after ``timeout`` seconds.
         """
@@ -498,6 +498,7 @@ class TinkServer:
     def _called(self, method: str) -> None:
         with self._changed:
             self._calls.append(Call(method, time.monotonic()))
+            self._changed.notify_all()
 
     def _accept(self, run: _Run, report: Report) -> None:
         self._reports.append(report)
