@@ -88,27 +88,32 @@ def test_sigterm_while_the_final_report_hangs_exits_0_within_10s(dialect: str, p
             assert server.states_of("t/a") == [State.RUNNING, State.RUNNING, State.SUCCESS]
 
 
-@pytest.mark.parametrize("protocol", ["v2", "v1"])
-def test_the_first_call_after_the_server_returns_comes_within_max_backoff_plus_1s(protocol: str) -> None:
-    max_backoff = 2.0
-    outage = 8.0  # long enough for gRPC's own reconnect backoff (1 s growing by 1.6x) to pass 4 s
+@pytest.mark.parametrize(("protocol", "outages"), [("v2", (8.0, 5.5)), ("v1", (8.0,))])
+def test_the_first_call_after_the_server_returns_comes_within_max_backoff_plus_1s(
+    protocol: str, outages: tuple[float, ...]
+) -> None:
+    max_backoff = 1.0
+    # Outages long enough for gRPC's own reconnect backoff (1 s, growing by 1.6x) to reach 2.6 s
+    # and 4 s: a restart then often lands seconds before the channel would dial again.
     # the server's workflow is another agent's: this worker polls and is told "nothing now"
     workflow = one_action("wf", "someone-else", ["true"], image="none")
+    firsts: list[float] = []
     with TinkServer([workflow], "someone-else", protocol=protocol) as server:
         process = worker(server.address, "poller", *PROCESS, "--protocol", protocol,
                          "--max-backoff", str(max_backoff))  # fmt: skip
         try:
-            polling = server.wait_until(lambda: len(server.calls) > 0, timeout=60)
-            server.stop()
-            time.sleep(outage)
-            server.start()
-            back = time.monotonic()
-            returned = server.wait_until(lambda: any(c.at > back for c in server.calls), timeout=15)
-            first = next((c.at - back for c in server.calls if c.at > back), None)
+            assert server.wait_until(lambda: len(server.calls) > 0, timeout=60)
+            for outage in outages:
+                server.stop()
+                time.sleep(outage)
+                server.start()
+                back = time.monotonic()
+                server.wait_until(lambda: any(c.at > back for c in server.calls), timeout=15)  # noqa: B023
+                firsts.append(min((c.at - back for c in server.calls if c.at > back), default=99.0))
         finally:
             _took, code, output = terminate(process)
-    assert polling and returned, output
-    assert first is not None and first <= max_backoff + 1, f"first call {first:.1f}s after restart\n{output}"
+    late = [first for first in firsts if first > max_backoff + 1]
+    assert not late, f"first calls {firsts} s after the restarts\n{output}"
     assert code == 0, output
 
 
@@ -137,7 +142,8 @@ def test_server_ids_reach_the_log_escaped_and_bounded_and_the_server_gets_them_b
     long_id = "w" * 5000
     agent = f"log-injection-{uuid.uuid4().hex[:8]}"
     action = {"name": nasty, "image": "none\x1b[2J", "command": ["echo", "hello"]}
-    workflow = parse_workflow({"name": long_id, "tasks": [{"name": nasty, "actions": [action]}]}, agent_id=agent)
+    tasks = [{"name": nasty, "actions": [action]}]
+    workflow = parse_workflow({"name": long_id, "tasks": tasks}, agent_id=agent)
     action_id = f"{nasty}/{nasty}"
     with TinkServer([workflow], agent) as server:
         process = worker(server.address, agent, *PROCESS, "--max-backoff", "0.3")
