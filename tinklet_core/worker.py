@@ -181,7 +181,8 @@ class Worker:
             )
             return None
         except TransportError as exc:
-            self._status.note(logging.WARNING, f"cannot get an action: {exc}; retrying", kind="read failed")
+            text = f"cannot get an action: {loggable(str(exc))}; retrying"
+            self._status.note(logging.WARNING, text, kind="read failed")
             return None
         if action is None and not self._transport.exhausted:
             self._status.note(logging.INFO, "no action for this worker; waiting")
