@@ -139,6 +139,7 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
             max_backoff=settings.max_backoff,
             options=settings.options_of(f"transport:{spec.name}"),
             agent_attributes=agent_attributes.gather() if settings.agent_attributes else None,
+            report_grace=settings.report_grace,
         )
     )
 

@@ -30,6 +30,8 @@ from tinklet_core.tls import TlsSettings, ca_location
 
 ENV_PREFIX = "TINKLET_"
 CORE = "core"
+MAX_REPORT_GRACE = 5.0
+"""The longest --report-grace: with it and the container's stop, tinklet exits within 10 s."""
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -150,6 +152,13 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
         default=True,
         scope="worker",
     ),
+    OptionSpec(
+        "report-grace",
+        "Seconds a status report in flight may still take when tinklet is stopping.",
+        kind=float,
+        default=3.0,
+        scope="worker",
+    ),
 )
 
 
@@ -207,6 +216,7 @@ class Settings:
     max_backoff: float = 5.0
     agent_attributes: bool = True
     action_output: str = "log"
+    report_grace: float = 3.0
     plugin_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -281,9 +291,17 @@ def load_settings(
         max_backoff=values["max_backoff"],
         agent_attributes=values["agent_attributes"],
         action_output=values["action_output"],
+        report_grace=_report_grace(values["report_grace"]),
         plugin_options=_by_owner(extra, values),
         warnings=warnings,
     )
+
+
+def _report_grace(value: float) -> float:
+    """``--report-grace``: between 0 and 5 seconds, so that tinklet still exits within 10 s."""
+    if not 0 <= value <= MAX_REPORT_GRACE:
+        raise ConfigError(f"--report-grace: must be between 0 and {MAX_REPORT_GRACE:g} seconds")
+    return value
 
 
 def _by_owner(specs: Iterable[OptionSpec], values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,8 @@ import enum
 import time
 from dataclasses import dataclass, field
 
+from tinklet_core.log_safe import short_id
+
 
 class State(enum.Enum):
     """The state of an action as the Tink server knows it."""
@@ -67,8 +69,10 @@ class Action:
 
     @property
     def label(self) -> str:
-        """A short human name for logs: ``workflow/task/action``."""
-        return f"{self.workflow_id}/{self.task_id}/{self.name or self.action_id}"
+        """A short human name for logs: ``workflow/task/action``, each part escaped and shortened
+        (:func:`~tinklet_core.log_safe.short_id`): the ids come from the server."""
+        parts = (self.workflow_id, self.task_id, self.name or self.action_id)
+        return "/".join(short_id(part) for part in parts)
 
     def labels(self) -> dict[str, str]:
         """The labels every runtime object made for this action carries."""

@@ -5,7 +5,11 @@ never exits on a server or runtime error: it backs off with jitter, logs once pe
 state (not once per retry), and retries a final report until the server accepts it (until then
 the server re-serves the same action and never moves on to the next one). On shutdown
 (``stop`` set) the runtime stops the running action and no final state is reported, so the
-server serves the action again to the next worker that asks.
+server serves the action again to the next worker that asks; a report already in flight gets
+the transport's short grace and is then abandoned, so stopping never waits on the server.
+
+Everything the server sent (ids, image, messages, error details) is logged through
+:mod:`tinklet_core.log_safe`: escaped and shortened.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pluggy
 
 from tinklet_core.errors import ActionInterrupted, ActionRefused, MalformedAction, TransportError
 from tinklet_core.log_format import ActionLogger
+from tinklet_core.log_safe import loggable, short_id
 from tinklet_core.model import Action, Event, Outcome, PullProgress, RegistryCredentials, State
 from tinklet_core.observers import EventDispatcher
 from tinklet_core.runtime import ActionContext, RuntimeSettings, WorkflowEnvironment, image_registry
@@ -177,13 +182,14 @@ class Worker:
         try:
             while not self._stop.is_set():
                 action = self._next_action()
-                if action is None:
-                    if self._transport.exhausted:
-                        break
-                    self._stop.wait(self._backoff.next_delay())
+                if action is None and self._transport.exhausted:
+                    break
+                if action is not None and self._handle(action):
+                    self._backoff.reset()
                     continue
-                self._backoff.reset()
-                self._handle(action)
+                # nothing to do, the server is down, or it refused the action's RUNNING for good
+                # (it may serve the same action again at once): wait before asking again
+                self._stop.wait(self._backoff.next_delay())
         finally:
             self._end_workflow()
             self._notify("tinklet_worker_state", running=False, **self._identity)
@@ -195,14 +201,15 @@ class Worker:
         except MalformedAction as exc:
             self._notify("tinklet_server_contact", reachable=True, at=time.time())
             self._status.clear()
-            self._log.error("%s: cannot run: %s", exc.action.label, exc)
+            self._log.error("%s: cannot run: %s", exc.action.label, loggable(str(exc)))
             self._report_final(
                 exc.action, Outcome(State.FAILED, reason=f"malformed action: {exc}"), [], _now()
             )
             return None
         except TransportError as exc:
             self._notify("tinklet_server_contact", reachable=False, at=time.time())
-            self._status.note(logging.WARNING, f"cannot get an action: {exc}; retrying", kind="read failed")
+            text = f"cannot get an action: {loggable(str(exc))}; retrying"
+            self._status.note(logging.WARNING, text, kind="read failed")
             return None
         self._notify("tinklet_server_contact", reachable=True, at=time.time())
         if action is None and not self._transport.exhausted:
@@ -211,33 +218,38 @@ class Worker:
             self._status.clear(recovered="action received")
         return action
 
-    def _handle(self, action: Action) -> None:
+    def _handle(self, action: Action) -> bool:
+        """Run ``action`` and report it; False when its RUNNING was not delivered (not run)."""
         started = _now()
         if not self._deliver(Event(action, State.RUNNING, started_at=started)):
-            return
-        ActionLogger(self._log, action).info("%s: running (image %s)", action.label, action.image)
+            return False
+        if self._stop.is_set():  # stopped while RUNNING was sent: nothing is created
+            self._log.info("%s: not started because tinklet is stopping", action.label)
+            return True
+        ActionLogger(self._log, action).info("%s: running (image %s)", action.label, loggable(action.image))
         try:
             self._enter_workflow(action)
         except Exception as exc:
             reason = f"preparing the workflow environment failed: {exc}"
             self._report_final(action, Outcome(State.FAILED, reason=reason), [], started)
             self._end_workflow()
-            return
+            return True
         try:
             runnable = self._rewritten(action)
         except Exception as exc:
             reason = f"rewriting the action failed: {one_line(exc)}"
             self._report_final(action, Outcome(State.FAILED, reason=reason), [], started)
             self._end_workflow()
-            return
+            return True
         result = self._execute_with_retries(runnable)
         if result is None:  # interrupted by shutdown: the server will serve it again
             self._log.info("%s: stopped by shutdown; no final state reported", action.label)
-            return
+            return True
         outcome, tail = result
         self._report_final(action, outcome, tail, started)
         if outcome.state is not State.SUCCESS:
             self._end_workflow()
+        return True
 
     def _rewritten(self, action: Action) -> Action:
         """The action as ``tinklet_rewrite_action`` changed it, with the server's ids kept."""
@@ -252,7 +264,7 @@ class Worker:
             agent_id=action.agent_id,
         )
         if changed.image != action.image:
-            self._log.info("%s: image rewritten to %s", action.label, changed.image)
+            self._log.info("%s: image rewritten to %s", action.label, loggable(changed.image))
         return changed
 
     def _execute_with_retries(self, action: Action) -> tuple[Outcome, list[str]] | None:
@@ -272,7 +284,9 @@ class Worker:
                 return None
             if outcome.state is not State.FAILED or attempt == attempts:
                 return outcome, list(tail.lines)
-            self._log.warning("%s: %s; retry %d of %d", action.label, outcome.reason, attempt, action.retries)
+            self._log.warning(
+                "%s: %s; retry %d of %d", action.label, loggable(outcome.reason), attempt, action.retries
+            )
         raise AssertionError("unreachable")
 
     def _execute(self, action: Action, tail: OutputTail) -> Outcome:
@@ -315,7 +329,7 @@ class Worker:
         if outcome.state is State.SUCCESS:
             log.info("%s: SUCCESS", action.label)
         else:
-            log.error("%s: %s (%s)", action.label, outcome.state.value, event.message)
+            log.error("%s: %s (%s)", action.label, outcome.state.value, loggable(event.message))
         self._deliver(event)
 
     def _deliver(self, event: Event) -> bool:
@@ -326,7 +340,7 @@ class Worker:
             try:
                 self._transport.write(event)
             except TransportError as exc:
-                what = f"{event.action.label}: reporting {event.state.value} failed: {exc}"
+                what = f"{event.action.label}: reporting {event.state.value} failed: {loggable(str(exc))}"
                 gives_up = not exc.retryable or self._stop.is_set()
                 self._notify("tinklet_server_contact", reachable=False, at=time.time())
                 self._notify("tinklet_report_retry", event=event, gave_up=gives_up)
@@ -376,4 +390,6 @@ class Worker:
         try:
             self._hook.tinklet_cleanup_environment(environment=environment)
         except Exception as exc:
-            self._log.warning("cleaning up workflow %s failed: %s", environment.workflow_id, one_line(exc))
+            self._log.warning(
+                "cleaning up workflow %s failed: %s", short_id(environment.workflow_id), one_line(exc)
+            )

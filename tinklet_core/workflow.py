@@ -168,7 +168,7 @@ def _parse_action(
         agent_id=agent_id,
         name=str(data["name"]),
         image=image,
-        timeout=_int(data.get("timeout", 0), f"{where}.timeout"),
+        timeout=_int(data.get("timeout", 0), f"{where}.timeout", signed=True),  # < 0: malformed when run
         command=_command(data.get("command"), f"{where}.command"),
         env=env,
         volumes=task_volumes + _volumes(data.get("volumes"), f"{where}.volumes"),
@@ -178,14 +178,14 @@ def _parse_action(
     )
 
 
-def _int(value: Any, where: str) -> int:
+def _int(value: Any, where: str, *, signed: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"{where} must be a whole number of seconds/times, got {value!r}")
     try:
         number = int(value)
     except ValueError:
         raise ValueError(f"{where} must be a whole number, got {value!r}") from None
-    if number < 0:
+    if number < 0 and not signed:
         raise ValueError(f"{where} must not be negative")
     return number
 

@@ -211,15 +211,28 @@ class _Run:
 
 @dataclass
 class _Refusal:
+    """What to do with the next ``remaining`` matching reports: answer ``code``, or, with
+    ``code`` None, hang (answer nothing until the client gives up or the server stops)."""
+
     remaining: int
-    code: grpc.StatusCode
+    code: grpc.StatusCode | None
     final_only: bool
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call the server received: the method's name and when (``time.monotonic()``)."""
+
+    method: str
+    at: float
 
 
 class TinkServer:
     """A v2 Tink server on ``host`` (loopback) serving ``workflows`` to the agent ``agent_id``.
 
-    ``port`` 0 picks a free port; :meth:`start` returns the address to dial. ``tls`` turns on
+    ``port`` 0 picks a free port (kept for a restart: :meth:`start` after :meth:`stop` listens
+    on the same port again, with the same state); :meth:`start` returns the address to dial.
+    :attr:`calls` records when each call arrived. ``tls`` turns on
     TLS (and mTLS when it has a client CA). ``get_action_delay`` holds every GetAction call that
     many seconds before answering, like a server that retries internally (the wait ends early
     when the client gives up). ``on_report`` is called, from a server thread, with each accepted
@@ -262,6 +275,7 @@ class TinkServer:
         self._reports: list[Report] = []
         self._served: list[str] = []
         self._agent_attributes: list[dict[str, Any]] = []
+        self._calls: list[Call] = []
         self._refusal: _Refusal | None = None
         self._stopping = threading.Event()
         self._server: grpc.Server | None = None
@@ -273,6 +287,7 @@ class TinkServer:
         """Start serving; return the address ``HOST:PORT`` to dial."""
         if self._server is not None:
             return self._address
+        self._stopping.clear()
         server = grpc.server(ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
         if self.protocol == "v2":
             pb_grpc.add_WorkflowServiceServicer_to_server(_Servicer(self), server)
@@ -299,6 +314,7 @@ class TinkServer:
             raise OSError(f"test Tink server cannot listen on {bind}")
         server.start()
         self._server = server
+        self._port = port  # a restart listens here again
         self._address = bind.rsplit(":", 1)[0] + f":{port}"
         return self._address
 
@@ -346,6 +362,12 @@ class TinkServer:
         with self._changed:
             return [dict(entry) for entry in self._agent_attributes]
 
+    @property
+    def calls(self) -> list[Call]:
+        """Every call received (any method, answered or not), in order of arrival (a copy)."""
+        with self._changed:
+            return list(self._calls)
+
     def states_of(self, action_id: str) -> list[State]:
         """The states reported for ``action_id``, in order."""
         with self._changed:
@@ -366,7 +388,7 @@ class TinkServer:
             return all(run.state.is_final for run in self._runs)
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``predicate()`` is true, re-checking after every served action and report.
+        """Wait until ``predicate()`` is true, re-checking after every call, served action and report.
 
         Returns False if it is still false after ``timeout`` seconds.
         """
@@ -391,6 +413,14 @@ class TinkServer:
         """
         with self._changed:
             self._refusal = _Refusal(count, code, final_only) if count > 0 else None
+
+    def hang_reports(self, count: int, *, final_only: bool = True) -> None:
+        """Answer nothing to the next ``count`` matching reports and do not record them: each call
+        is held until the client gives up (its deadline, a cancel) or the server stops, like a
+        server stuck on its database. ``final_only`` as for :meth:`refuse_reports`, which this
+        replaces (and which replaces this)."""
+        with self._changed:
+            self._refusal = _Refusal(count, None, final_only) if count > 0 else None
 
     def add_hardware(self, key: str, hardware_id: str) -> None:
         """Make v1-legacy's ByMAC/ByIP know ``key`` (a MAC or an IP) as ``hardware_id`` from now on."""
@@ -451,22 +481,37 @@ class TinkServer:
             run = self._run_of(request.workflow_id, request.action_id)
             if run is None or request.agent_id != self.agent_id:
                 _abort(context, grpc.StatusCode.NOT_FOUND, f"no action {request.action_id} for this agent")
-            if (code := self._refusal_code(state)) is not None:
-                _abort(context, code, "report refused by the test server")
-            self._accept(run, report)
+            refusal = self._take_refusal(state)
+            if refusal is None:
+                self._accept(run, report)
+        if refusal is not None:
+            self._refuse(context, refusal)
         if self._on_report is not None:
             self._on_report(report)
         return pb.ActionStatusResponse()
 
-    def _refusal_code(self, state: State) -> grpc.StatusCode | None:
-        """The code to refuse a report in ``state`` with (using one refusal up), else None."""
+    def _take_refusal(self, state: State) -> _Refusal | None:
+        """How to refuse a report in ``state`` (using one refusal up), else None."""
         refusal = self._refusal
         if refusal is None or not (state.is_final or not refusal.final_only):
             return None
         refusal.remaining -= 1
         if refusal.remaining <= 0:
             self._refusal = None
-        return refusal.code
+        return refusal
+
+    def _refuse(self, context: grpc.ServicerContext, refusal: _Refusal) -> NoReturn:
+        """Answer a refused report with its code, or hang until the client or the server gives up."""
+        if refusal.code is not None:
+            _abort(context, refusal.code, "report refused by the test server")
+        while context.is_active() and not self._stopping.wait(0.05):
+            pass
+        _abort(context, grpc.StatusCode.UNAVAILABLE, "the test server is stopping")
+
+    def _called(self, method: str) -> None:
+        with self._changed:
+            self._calls.append(Call(method, time.monotonic()))
+            self._changed.notify_all()
 
     def _accept(self, run: _Run, report: Report) -> None:
         self._reports.append(report)
@@ -521,25 +566,27 @@ class TinkServer:
             action = actions[index]
             if (action.task_id, action.name) != (request.task_name, request.action_name):
                 _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "reported action is not the current action")
-            if (code := self._refusal_code(state)) is not None:
-                _abort(context, code, "report refused by the test server")
-            run.index, run.current, run.current_state = index, action.name, state
-            report = Report(
-                workflow_id=request.workflow_id,
-                task_id=request.task_name,
-                action_id=action.action_id,
-                action_name=request.action_name,
-                state=state,
-                message=request.message,
-                execution_start=None,
-                execution_stop=None,
-                duration="",
-                agent_id=request.worker_id,
-                received_at=dt.datetime.now(dt.UTC),
-                seconds=int(request.seconds),
-                created_at=_time(request, "created_at"),
-            )
-            self._accept(run, report)
+            refusal = self._take_refusal(state)
+            if refusal is None:
+                run.index, run.current, run.current_state = index, action.name, state
+                report = Report(
+                    workflow_id=request.workflow_id,
+                    task_id=request.task_name,
+                    action_id=action.action_id,
+                    action_name=request.action_name,
+                    state=state,
+                    message=request.message,
+                    execution_start=None,
+                    execution_stop=None,
+                    duration="",
+                    agent_id=request.worker_id,
+                    received_at=dt.datetime.now(dt.UTC),
+                    seconds=int(request.seconds),
+                    created_at=_time(request, "created_at"),
+                )
+                self._accept(run, report)
+        if refusal is not None:
+            self._refuse(context, refusal)
         if self._on_report is not None:
             self._on_report(report)
         return v1_pb.Empty()
@@ -608,16 +655,19 @@ class _V1Servicer:
     def GetWorkflowContexts(
         self, request: v1_pb.WorkflowContextRequest, context: grpc.ServicerContext
     ) -> Iterator[v1_pb.WorkflowContext]:
+        self._owner._called("GetWorkflowContexts")
         yield from self._owner._v1_contexts(request, context)
 
     def GetWorkflowActions(
         self, request: v1_pb.WorkflowActionsRequest, context: grpc.ServicerContext
     ) -> v1_pb.WorkflowActionList:
+        self._owner._called("GetWorkflowActions")
         return self._owner._v1_actions(request, context)
 
     def ReportActionStatus(
         self, request: v1_pb.WorkflowActionStatus, context: grpc.ServicerContext
     ) -> v1_pb.Empty:
+        self._owner._called("ReportActionStatus")
         return self._owner._v1_report(request, context)
 
 
@@ -628,9 +678,11 @@ class _HardwareServicer(hw_grpc.HardwareServiceServicer):
         self._owner = owner
 
     def ByMAC(self, request: hw_pb.GetRequest, context: grpc.ServicerContext) -> hw_pb.Hardware:
+        self._owner._called("ByMAC")
         return self._owner._by(request.mac, context)
 
     def ByIP(self, request: hw_pb.GetRequest, context: grpc.ServicerContext) -> hw_pb.Hardware:
+        self._owner._called("ByIP")
         return self._owner._by(request.ip, context)
 
 
@@ -641,11 +693,13 @@ class _Servicer(pb_grpc.WorkflowServiceServicer):
         self._owner = owner
 
     def GetAction(self, request: pb.ActionRequest, context: grpc.ServicerContext) -> pb.ActionResponse:
+        self._owner._called("GetAction")
         return self._owner._get_action(request, context)
 
     def ReportActionStatus(
         self, request: pb.ActionStatusRequest, context: grpc.ServicerContext
     ) -> pb.ActionStatusResponse:
+        self._owner._called("ReportActionStatus")
         return self._owner._report(request, context)
 
 
@@ -711,6 +765,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--delay", type=float, default=0.0, help="hold each GetAction this many seconds")
     parser.add_argument(
+        "--hang-reports",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answer nothing to the first N final reports (until the worker gives up), to try a stop",
+    )
+    parser.add_argument(
         "--exit-when-done",
         action="store_true",
         help="exit once every workflow has ended: status 0 if all succeeded, else 1",
@@ -753,6 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         get_action_delay=args.delay, on_report=_print_report, protocol=args.protocol,
         hardware=dict(entry.split("=", 1) for entry in args.hardware),
     )  # fmt: skip
+    server.hang_reports(args.hang_reports)
     try:
         address = server.start()
     except OSError as exc:

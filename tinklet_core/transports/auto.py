@@ -20,7 +20,7 @@ import grpc
 from tinklet_core.errors import MalformedAction, TransportError
 from tinklet_core.model import Action, Event
 from tinklet_core.transports.base import Transport
-from tinklet_core.transports.grpc_common import UnsupportedProtocol
+from tinklet_core.transports.grpc_common import DEFAULT_REPORT_GRACE, UnsupportedProtocol
 from tinklet_core.transports.grpc_v1 import GrpcV1Transport
 from tinklet_core.transports.grpc_v2 import GrpcV2Transport
 
@@ -55,6 +55,7 @@ class AutoTransport:
         cancelled: threading.Event,
         server_name: str | None = None,
         agent_attributes: Mapping[str, Any] | None = None,
+        report_grace: float = DEFAULT_REPORT_GRACE,
     ) -> AutoTransport:
         """v2, then v1, then v1-legacy to ``target`` for ``identifier`` (only v2 can carry
         ``agent_attributes``)."""
@@ -62,6 +63,7 @@ class AutoTransport:
             "credentials": credentials,
             "cancelled": cancelled,
             "server_name": server_name,
+            "report_grace": report_grace,
         }
         return cls(
             target,
@@ -78,7 +80,7 @@ class AutoTransport:
     @classmethod
     def from_settings(cls, settings: Any) -> AutoTransport:
         """Build from a transport-settings object (``target``, ``identifier``, ``credentials``,
-        ``server_name``, ``cancelled``)."""
+        ``server_name``, ``cancelled``, ``report_grace``)."""
         return cls.for_server(
             settings.target,
             settings.identifier,
@@ -86,6 +88,7 @@ class AutoTransport:
             cancelled=settings.cancelled,
             server_name=settings.server_name,
             agent_attributes=getattr(settings, "agent_attributes", None),
+            report_grace=getattr(settings, "report_grace", DEFAULT_REPORT_GRACE),
         )
 
     @property

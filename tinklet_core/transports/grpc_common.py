@@ -3,6 +3,16 @@
 The v2 and v1 transports differ only in their messages and in the calls they make; how they
 dial the server, give up on a call when tinklet stops, and word a failed call is here, once.
 This module never logs.
+
+Two bounds matter to a supervisor (PROTOCOL.md, issue 12):
+
+- Stopping: every call is waited for through :func:`wait_unless_cancelled`. Once ``cancelled``
+  is set a read is abandoned at once and a status report gets ``grace`` seconds more, then it
+  is cancelled too, so tinklet exits on time whatever the server does.
+- Reconnecting: gRPC's own reconnect backoff would add to the worker's (a call made while the
+  channel waits to redial fails at once without trying). :class:`Connection` drops a channel
+  that answered UNAVAILABLE, so the worker's next attempt dials afresh: the first call after
+  the server is back comes within the worker's own backoff.
 """
 
 from __future__ import annotations
@@ -10,17 +20,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tinklet_core.errors import MalformedAction, TransportError
+from tinklet_core.action_checks import runnable
+from tinklet_core.errors import TransportError
+from tinklet_core.log_safe import loggable
 from tinklet_core.model import Action, Volume
 from tinklet_core.workflow import parse_env, parse_volume
 
 CANCEL_POLL_SECONDS = 0.05
+DEFAULT_REPORT_GRACE = 3.0
+"""Seconds a status report in flight may still take once tinklet is stopping (``--report-grace``)."""
 _MAX_DETAILS = 300
 # A dead server must be noticed again soon after it comes back: cap gRPC's reconnect backoff
 # (its default grows to two minutes, and calls fail fast while it waits).
@@ -60,6 +74,57 @@ class UnsupportedProtocol(TransportError):
         super().__init__(message, retryable=False)
 
 
+Stubs = TypeVar("Stubs")
+
+
+class Connection(Generic[Stubs]):
+    """The channel to one Tink server and the stubs made on it, dialled when first needed and
+    again after a call answered UNAVAILABLE (see the module's docstring).
+
+    Not thread-safe: a transport is used by the worker's thread only.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        credentials: grpc.ChannelCredentials | None,
+        server_name: str | None,
+        make_stubs: Callable[[grpc.Channel], Stubs],
+    ) -> None:
+        self._target = target
+        self._credentials = credentials
+        self._server_name = server_name
+        self._make_stubs = make_stubs
+        self._channel: grpc.Channel | None = None
+        self._stubs: Stubs | None = None
+
+    @property
+    def stubs(self) -> Stubs:
+        """The stubs on the current channel, dialling a new one when there is none."""
+        if self._channel is None or self._stubs is None:
+            self._channel = open_channel(self._target, self._credentials, self._server_name)
+            self._stubs = self._make_stubs(self._channel)
+        return self._stubs
+
+    def failed(self, exc: grpc.RpcError) -> None:
+        """Note a failed call: after UNAVAILABLE the next call dials a new channel."""
+        if status_code(exc) is grpc.StatusCode.UNAVAILABLE:
+            self.close()
+
+    def close(self) -> None:
+        """Close the channel (cancelling any call still in flight); a later call dials again."""
+        channel, self._channel, self._stubs = self._channel, None, None
+        if channel is not None:
+            channel.close()
+
+
+def abandoned(what: str, grace: float) -> TransportError:
+    """The error for a call given up because tinklet is stopping (retryable: not delivered)."""
+    return TransportError(
+        f"{what}: abandoned because tinklet is stopping (no answer within {grace:g}s)", retryable=True
+    )
+
+
 def open_channel(
     target: str, credentials: grpc.ChannelCredentials | None, server_name: str | None = None
 ) -> grpc.Channel:
@@ -80,7 +145,8 @@ def checked_action(action: Action, *, environment: Iterable[str], volumes: Itera
     """``action`` with its wire ``environment`` (``KEY=VALUE``) and ``volumes`` parsed in.
 
     Raises :class:`MalformedAction` (carrying the ids and every entry that could be read) when
-    the image is empty or an entry cannot be used.
+    an entry cannot be used or :func:`~tinklet_core.action_checks.runnable` refuses the action
+    (no image, a negative timeout).
     """
     problems: list[str] = []
     try:
@@ -94,21 +160,22 @@ def checked_action(action: Action, *, environment: Iterable[str], volumes: Itera
             parsed.append(parse_volume(entry))
         except ValueError as exc:
             problems.append(f"volumes: {exc}")
-    action = dataclasses.replace(action, env=env, volumes=tuple(parsed))
-    if not action.image:
-        problems.insert(0, "'image' is empty")
-    if problems:
-        name = action.action_id or action.name or "(no id)"
-        raise MalformedAction(f"action {name}: {'; '.join(problems)}", action=action)
-    return action
+    return runnable(dataclasses.replace(action, env=env, volumes=tuple(parsed)), problems)
 
 
-def wait_unless_cancelled(future: grpc.Future, cancelled: threading.Event) -> bool:
-    """Wait for ``future``; False as soon as ``cancelled`` is set first."""
+def wait_unless_cancelled(future: grpc.Future, cancelled: threading.Event, grace: float = 0.0) -> bool:
+    """Wait for ``future``; once ``cancelled`` is set, at most ``grace`` seconds more.
+
+    False when the call was abandoned: it is cancelled then (within about 0.05 s of
+    ``cancelled`` with no grace).
+    """
     done = threading.Event()
     future.add_done_callback(lambda _future: done.set())
     while not done.wait(CANCEL_POLL_SECONDS):
         if cancelled.is_set():
+            if grace > 0 and done.wait(grace):
+                return True
+            future.cancel()
             return False
     return True
 
@@ -173,9 +240,8 @@ def describe(what: str, target: str, exc: grpc.RpcError, *, tls: bool) -> str:
     """One line: the call, the server, the gRPC status, its details (shortened) and a hint."""
     code = status_code(exc)
     details_method = getattr(exc, "details", None)
-    details = " ".join(str((details_method() if callable(details_method) else "") or "").split())
-    if len(details) > _MAX_DETAILS:
-        details = details[: _MAX_DETAILS - 1] + "\u2026"
+    flat = " ".join(str((details_method() if callable(details_method) else "") or "").split())
+    details = loggable(flat, _MAX_DETAILS)  # the server's words: escaped and bounded
     status = code.name if code is not None else "UNKNOWN"
     line = f"{what} on tink server {target} failed: {status}"
     if details:

@@ -37,15 +37,18 @@ from typing import Any
 
 import grpc
 
+from tinklet_core.log_safe import short_id
 from tinklet_core.model import Action, Event, State
 from tinklet_core.protocol import tink_v1_hardware_pb2 as hw_pb
 from tinklet_core.protocol import tink_v1_hardware_pb2_grpc as hw_grpc
 from tinklet_core.protocol import tink_v1_workflow_pb2 as pb
 from tinklet_core.protocol.tink_v1_services import V1_LEGACY_SERVICE, V1_SERVICE, WorkflowServiceStub
 from tinklet_core.transports.grpc_common import (
+    DEFAULT_REPORT_GRACE,
+    Connection,
+    abandoned,
     checked_action,
     collect_stream,
-    open_channel,
     read_error,
     status_code,
     timestamp,
@@ -89,6 +92,14 @@ V1 = Dialect("v1", V1_SERVICE, resolves_hardware=False)
 V1_LEGACY = Dialect("v1-legacy", V1_LEGACY_SERVICE, resolves_hardware=True)
 
 
+@dataclass(frozen=True)
+class _Stubs:
+    """The stubs one channel carries."""
+
+    workflow: WorkflowServiceStub
+    hardware: hw_grpc.HardwareServiceStub
+
+
 @dataclass
 class _Plan:
     """The action list of the workflow being worked on and the index of the action handed out."""
@@ -130,8 +141,9 @@ class GrpcV1Transport:
 
     ``credentials`` None means plaintext; ``server_name`` overrides the name the server's TLS
     certificate must carry. :meth:`read` gives up within about 0.1 s once ``cancelled`` is set
-    and returns None; :meth:`write` is bounded by ``call_timeout`` (longer than the minute a
-    server may spend retrying internally).
+    and returns None; :meth:`write` gets ``report_grace`` seconds more once ``cancelled`` is set,
+    and is otherwise bounded by ``call_timeout`` (longer than the minute a server may spend
+    retrying internally). After an UNAVAILABLE answer the next call dials a new channel.
     """
 
     def __init__(
@@ -144,16 +156,24 @@ class GrpcV1Transport:
         server_name: str | None = None,
         legacy: bool = False,
         call_timeout: float = 90.0,
+        report_grace: float = DEFAULT_REPORT_GRACE,
     ) -> None:
         self.dialect = V1_LEGACY if legacy else V1
         self._target = target
         self._identifier = identifier
         self._cancelled = cancelled
         self._call_timeout = call_timeout
+        self._report_grace = report_grace
         self._tls = credentials is not None
-        self._channel = open_channel(target, credentials, server_name)
-        self._stub = WorkflowServiceStub(self._channel, self.dialect.service)
-        self._hardware = hw_grpc.HardwareServiceStub(self._channel)
+        service = self.dialect.service
+        self._connection = Connection(
+            target,
+            credentials,
+            server_name,
+            lambda channel: _Stubs(
+                WorkflowServiceStub(channel, service), hw_grpc.HardwareServiceStub(channel)
+            ),
+        )
         self._lookup = hardware_lookup(identifier) if self.dialect.resolves_hardware else None
         self._worker_id: str | None = None if self._lookup is not None else identifier
         self._plan: _Plan | None = None
@@ -162,7 +182,7 @@ class GrpcV1Transport:
     @classmethod
     def from_settings(cls, settings: Any, *, legacy: bool = False) -> GrpcV1Transport:
         """Build from a transport-settings object (``target``, ``identifier``, ``credentials``,
-        ``server_name``, ``cancelled``)."""
+        ``server_name``, ``cancelled``, ``report_grace``)."""
         return cls(
             settings.target,
             settings.identifier,
@@ -170,6 +190,7 @@ class GrpcV1Transport:
             cancelled=settings.cancelled,
             server_name=settings.server_name,
             legacy=legacy,
+            report_grace=getattr(settings, "report_grace", DEFAULT_REPORT_GRACE),
         )
 
     @property
@@ -221,44 +242,46 @@ class GrpcV1Transport:
         """Look the MAC or IP up; None while the server does not know it (or ``cancelled``)."""
         lookup = self._lookup
         assert lookup is not None
-        method = self._hardware.ByMAC if lookup.mac else self._hardware.ByIP
+        hardware_stub = self._connection.stubs.hardware
+        method = hardware_stub.ByMAC if lookup.mac else hardware_stub.ByIP
         what = f"HardwareService {'ByMAC' if lookup.mac else 'ByIP'}"
         hardware = self._unary(method, lookup, what)
         if hardware is None or not hardware.id:
             return None
         self._worker_id = hardware.id
-        # escaped: the id comes from the server and could carry control characters
-        shown = hardware.id.encode("unicode_escape").decode("ascii")
+        shown = short_id(hardware.id)
         _log.info("tink server knows %s as hardware %s: the worker id", self._identifier, shown)
         return self._worker_id
 
     def _contexts(self, worker_id: str) -> list[Any] | None:
-        call = self._stub.GetWorkflowContexts(
+        call = self._connection.stubs.workflow.GetWorkflowContexts(
             pb.WorkflowContextRequest(worker_id=worker_id), timeout=self._call_timeout
         )
         try:
             return collect_stream(call, self._cancelled)
         except grpc.RpcError as exc:
+            self._connection.failed(exc)
             if status_code(exc) in _QUIET or self._cancelled.is_set():
                 return None
             raise read_error("GetWorkflowContexts", self._target, exc, tls=self._tls) from None
 
     def _actions(self, workflow_id: str) -> list[Any]:
         request = pb.WorkflowActionsRequest(workflow_id=workflow_id)
-        answer = self._unary(self._stub.GetWorkflowActions, request, "GetWorkflowActions")
+        method = self._connection.stubs.workflow.GetWorkflowActions
+        answer = self._unary(method, request, "GetWorkflowActions")
         return list(answer.action_list) if answer is not None else []
 
     def _unary(self, method: Any, request: Any, what: str) -> Any:
         """Call ``method``; None for a quiet "not now" answer or when ``cancelled``."""
         future = method.future(request, timeout=self._call_timeout)
         if not wait_unless_cancelled(future, self._cancelled):
-            future.cancel()
             return None
         try:
             return future.result()
         except grpc.FutureCancelledError:
             return None
         except grpc.RpcError as exc:
+            self._connection.failed(exc)
             code = status_code(exc)
             if code in _QUIET or code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN):
                 return None
@@ -297,12 +320,18 @@ class GrpcV1Transport:
         current = plan is not None and self._is_planned(plan, event.action)
         if event.state is State.RUNNING and current and plan is not None and plan.running_reported:
             return  # the server shows this action RUNNING already; a second RUNNING would skip it
+        what = f"ReportActionStatus {event.state.value} for {event.action.label}"
+        future = self._connection.stubs.workflow.ReportActionStatus.future(
+            status_message(event, self._worker_id or self._identifier), timeout=self._call_timeout
+        )
+        if not wait_unless_cancelled(future, self._cancelled, self._report_grace):
+            raise abandoned(what, self._report_grace)
         try:
-            self._stub.ReportActionStatus(
-                status_message(event, self._worker_id or self._identifier), timeout=self._call_timeout
-            )
+            future.result()
+        except grpc.FutureCancelledError:
+            raise abandoned(what, self._report_grace) from None
         except grpc.RpcError as exc:
-            what = f"ReportActionStatus {event.state.value} for {event.action.label}"
+            self._connection.failed(exc)
             error = write_error(what, self._target, exc, tls=self._tls)
             if not error.retryable:
                 self._after_undelivered(event)
@@ -338,7 +367,7 @@ class GrpcV1Transport:
 
     def close(self) -> None:
         """Close the channel (cancelling any call still in flight)."""
-        self._channel.close()
+        self._connection.close()
 
 
 def status_message(event: Event, worker_id: str) -> pb.WorkflowActionStatus:

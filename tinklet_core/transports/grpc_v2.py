@@ -20,9 +20,11 @@ from tinklet_core.model import Action, Event, State
 from tinklet_core.protocol import tink_v2_pb2 as pb
 from tinklet_core.protocol import tink_v2_pb2_grpc as pb_grpc
 from tinklet_core.transports.grpc_common import (
+    DEFAULT_REPORT_GRACE,
     NOTHING_NOW,
+    Connection,
+    abandoned,
     checked_action,
-    open_channel,
     read_error,
     status_code,
     timestamp,
@@ -49,9 +51,10 @@ class GrpcV2Transport:
     is configured: the Tink server (grpc-go) refuses pings more often than every 5 minutes.
 
     :meth:`read` abandons its call within about 0.1 s once ``cancelled`` is set and returns
-    ``None``. :meth:`write` is not abandoned (a final report should get its chance); it is
-    bounded by ``call_timeout``, which must exceed the minute the server may spend retrying
-    internally before it answers.
+    ``None``. :meth:`write` gets ``report_grace`` seconds more once ``cancelled`` is set (a
+    final report should get its chance), then it is abandoned; otherwise it is bounded by
+    ``call_timeout``, which must exceed the minute the server may spend retrying internally
+    before it answers. After an UNAVAILABLE answer the next call dials a new channel.
     """
 
     def __init__(
@@ -64,14 +67,15 @@ class GrpcV2Transport:
         call_timeout: float = 90.0,
         server_name: str | None = None,
         agent_attributes: Mapping[str, Any] | None = None,
+        report_grace: float = DEFAULT_REPORT_GRACE,
     ) -> None:
         self._address = target
         self._agent_id = identifier
         self._cancelled = cancelled
         self._call_timeout = call_timeout
+        self._report_grace = report_grace
         self._tls = credentials is not None
-        self._channel = open_channel(target, credentials, server_name)
-        self._stub = pb_grpc.WorkflowServiceStub(self._channel)
+        self._connection = Connection(target, credentials, server_name, pb_grpc.WorkflowServiceStub)
         self._request = pb.ActionRequest(
             agent_id=identifier, agent_attributes=attributes_message(agent_attributes or {})
         )
@@ -79,7 +83,7 @@ class GrpcV2Transport:
     @classmethod
     def from_settings(cls, settings: Any) -> GrpcV2Transport:
         """Build from a transport-settings object (``target``, ``identifier``, ``credentials``,
-        ``server_name``, ``cancelled``)."""
+        ``server_name``, ``cancelled``, ``report_grace``)."""
         return cls(
             settings.target,
             settings.identifier,
@@ -87,6 +91,7 @@ class GrpcV2Transport:
             cancelled=settings.cancelled,
             server_name=settings.server_name,
             agent_attributes=getattr(settings, "agent_attributes", None),
+            report_grace=getattr(settings, "report_grace", DEFAULT_REPORT_GRACE),
         )
 
     @property
@@ -102,15 +107,15 @@ class GrpcV2Transport:
         """
         if self._cancelled.is_set():
             return None
-        future = self._stub.GetAction.future(self._request, timeout=self._call_timeout)
+        future = self._connection.stubs.GetAction.future(self._request, timeout=self._call_timeout)
         if not wait_unless_cancelled(future, self._cancelled):
-            future.cancel()
             return None
         try:
             response = future.result()
         except grpc.FutureCancelledError:
             return None
         except grpc.RpcError as exc:
+            self._connection.failed(exc)
             code = status_code(exc)
             if code in NOTHING_NOW or code is grpc.StatusCode.CANCELLED:
                 return None
@@ -124,15 +129,21 @@ class GrpcV2Transport:
         (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED, ABORTED…) is.
         """
         request = status_request(event, self._agent_id)
+        what = f"ReportActionStatus {event.state.value} for {event.action.label}"
+        future = self._connection.stubs.ReportActionStatus.future(request, timeout=self._call_timeout)
+        if not wait_unless_cancelled(future, self._cancelled, self._report_grace):
+            raise abandoned(what, self._report_grace)
         try:
-            self._stub.ReportActionStatus(request, timeout=self._call_timeout)
+            future.result()
+        except grpc.FutureCancelledError:
+            raise abandoned(what, self._report_grace) from None
         except grpc.RpcError as exc:
-            what = f"ReportActionStatus {event.state.value} for {event.action.label}"
+            self._connection.failed(exc)
             raise write_error(what, self._address, exc, tls=self._tls) from None
 
     def close(self) -> None:
         """Close the channel (cancelling any call still in flight)."""
-        self._channel.close()
+        self._connection.close()
 
 
 def attributes_message(facts: Mapping[str, Any]) -> pb.AgentAttributes:

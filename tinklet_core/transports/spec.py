@@ -29,6 +29,9 @@ class TransportSettings:
     values of this transport's own :attr:`TransportSpec.options`. ``agent_attributes`` are the
     hardware facts of :mod:`tinklet_core.agent_attributes` (proto field names) for a protocol
     that can send them, ``None`` when ``--no-agent-attributes`` turned them off.
+    ``report_grace`` is how many seconds a status report in flight may still take once
+    ``cancelled`` is set (``--report-grace``): a transport abandons it then, so tinklet stops on
+    time.
     """
 
     target: str
@@ -39,6 +42,7 @@ class TransportSettings:
     max_backoff: float = 5.0
     options: Mapping[str, Any] = field(default_factory=dict)
     agent_attributes: Mapping[str, Any] | None = None
+    report_grace: float = 3.0
 
 
 @dataclass(frozen=True)

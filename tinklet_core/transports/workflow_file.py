@@ -6,6 +6,7 @@ its final state is written, the next one after a SUCCESS, and nothing after a no
 
 from __future__ import annotations
 
+from tinklet_core.action_checks import runnable
 from tinklet_core.model import Action, Event, State
 from tinklet_core.workflow import Workflow
 
@@ -19,10 +20,14 @@ class WorkflowFileTransport:
         self._failed = False
 
     def read(self) -> Action | None:
-        """The first action without a final state, or ``None`` when the workflow ended."""
+        """The first action without a final state, or ``None`` when the workflow ended.
+
+        Raises :class:`~tinklet_core.errors.MalformedAction` for an action that cannot run (a
+        negative timeout): the worker reports it FAILED, which ends the workflow.
+        """
         if self.exhausted:
             return None
-        return self._actions[self._next]
+        return runnable(self._actions[self._next])
 
     def write(self, event: Event) -> None:
         """Record ``event``; a final state moves on (SUCCESS) or ends the workflow."""
