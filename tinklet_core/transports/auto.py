@@ -20,7 +20,11 @@ import grpc
 from tinklet_core.errors import MalformedAction, TransportError
 from tinklet_core.model import Action, Event
 from tinklet_core.transports.base import Transport
-from tinklet_core.transports.grpc_common import DEFAULT_REPORT_GRACE, UnsupportedProtocol
+from tinklet_core.transports.grpc_common import (
+    DEFAULT_REPORT_GRACE,
+    UnsupportedProtocol,
+    connection_options,
+)
 from tinklet_core.transports.grpc_v1 import GrpcV1Transport
 from tinklet_core.transports.grpc_v2 import GrpcV2Transport
 
@@ -84,11 +88,8 @@ class AutoTransport:
         return cls.for_server(
             settings.target,
             settings.identifier,
-            credentials=settings.credentials,
-            cancelled=settings.cancelled,
-            server_name=settings.server_name,
             agent_attributes=getattr(settings, "agent_attributes", None),
-            report_grace=getattr(settings, "report_grace", DEFAULT_REPORT_GRACE),
+            **connection_options(settings),
         )
 
     @property

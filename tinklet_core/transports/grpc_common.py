@@ -118,6 +118,18 @@ class Connection(Generic[Stubs]):
             channel.close()
 
 
+def connection_options(settings: Any) -> dict[str, Any]:
+    """The keyword arguments every gRPC transport takes from a transport-settings object
+    (``credentials``, ``cancelled``, ``server_name``, ``report_grace``): each transport's
+    ``from_settings`` adds only what is its own."""
+    return {
+        "credentials": settings.credentials,
+        "cancelled": settings.cancelled,
+        "server_name": settings.server_name,
+        "report_grace": getattr(settings, "report_grace", DEFAULT_REPORT_GRACE),
+    }
+
+
 def abandoned(what: str, grace: float) -> TransportError:
     """The error for a call given up because tinklet is stopping (retryable: not delivered)."""
     return TransportError(

@@ -49,6 +49,7 @@ from tinklet_core.transports.grpc_common import (
     abandoned,
     checked_action,
     collect_stream,
+    connection_options,
     read_error,
     status_code,
     timestamp,
@@ -183,15 +184,7 @@ class GrpcV1Transport:
     def from_settings(cls, settings: Any, *, legacy: bool = False) -> GrpcV1Transport:
         """Build from a transport-settings object (``target``, ``identifier``, ``credentials``,
         ``server_name``, ``cancelled``, ``report_grace``)."""
-        return cls(
-            settings.target,
-            settings.identifier,
-            credentials=settings.credentials,
-            cancelled=settings.cancelled,
-            server_name=settings.server_name,
-            legacy=legacy,
-            report_grace=getattr(settings, "report_grace", DEFAULT_REPORT_GRACE),
-        )
+        return cls(settings.target, settings.identifier, legacy=legacy, **connection_options(settings))
 
     @property
     def exhausted(self) -> bool:

@@ -25,6 +25,7 @@ from tinklet_core.transports.grpc_common import (
     Connection,
     abandoned,
     checked_action,
+    connection_options,
     read_error,
     status_code,
     timestamp,
@@ -87,11 +88,8 @@ class GrpcV2Transport:
         return cls(
             settings.target,
             settings.identifier,
-            credentials=settings.credentials,
-            cancelled=settings.cancelled,
-            server_name=settings.server_name,
             agent_attributes=getattr(settings, "agent_attributes", None),
-            report_grace=getattr(settings, "report_grace", DEFAULT_REPORT_GRACE),
+            **connection_options(settings),
         )
 
     @property
