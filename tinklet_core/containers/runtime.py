@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 
+from tinklet_core.action_failure import failure_directory, with_action_failure
 from tinklet_core.containers.engine import ContainerEngine, EngineFailure, OutputStream
 from tinklet_core.containers.output import OutputLines
 from tinklet_core.containers.spec import Ulimit, container_spec
@@ -79,10 +81,21 @@ class ContainerRuntime:
     def after_exit(self, context: ActionContext, container: str, lines: OutputLines) -> None:
         """Called once the container exited and its live output ended (nothing by default)."""
 
-    def create_and_start(self, context: ActionContext, image: str) -> tuple[str, OutputStream]:
-        """Create the container, attach to its output and start it; removed again on failure."""
-        privilege = context.settings.privilege
-        spec = container_spec(context.action, image, privilege, secrets.token_hex(3), self.ulimits)
+    def create_and_start(
+        self, context: ActionContext, image: str, failure_dir: Path | None = None
+    ) -> tuple[str, OutputStream]:
+        """Create the container (``failure_dir`` mounted at ``/tinkerbell``), attach to its
+        output and start it; removed again on failure."""
+        settings = context.settings
+        spec = container_spec(
+            context.action,
+            image,
+            settings.privilege,
+            secrets.token_hex(3),
+            self.ulimits,
+            failure_dir=failure_dir,
+            proxy=settings.proxy,
+        )
         container = self.engine.create(spec)
         output: OutputStream | None = None
         try:
@@ -120,12 +133,14 @@ class ContainerRuntime:
         return pull_within_deadline(context, image, lambda: self.engine.pull(image, credentials))
 
     def _run(self, context: ActionContext, image: str) -> Outcome:
-        container, output = self.create_and_start(context, image)
-        try:
-            return self._watch(context, container, output)
-        finally:
-            output.close()
-            self._remove(context, container)
+        with failure_directory() as failure_dir:  # the action's /tinkerbell, removed at the end
+            container, output = self.create_and_start(context, image, failure_dir)
+            try:
+                outcome = self._watch(context, container, output)
+            finally:
+                output.close()
+                self._remove(context, container)
+            return with_action_failure(outcome, failure_dir)
 
     def _remove(self, context: ActionContext, container: str) -> None:
         try:
