@@ -17,6 +17,7 @@ An engine plugin subclasses it, passing its engine, and overrides only its quirk
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from pathlib import Path
@@ -48,6 +49,9 @@ class ContainerRuntime:
         self.log = log
         #: Explicit resource limits for every container (empty: the engine's defaults).
         self.ulimits: tuple[Ulimit, ...] = ()
+        #: False when the engine may run on another host, where a local directory cannot be
+        #: bind-mounted: actions then get no ``/tinkerbell`` (see :mod:`tinklet_core.action_failure`).
+        self.engine_sees_host_files = True
         if settings.agent_id:
             self._remove_leftovers(settings.agent_id)
 
@@ -133,14 +137,15 @@ class ContainerRuntime:
         return pull_within_deadline(context, image, lambda: self.engine.pull(image, credentials))
 
     def _run(self, context: ActionContext, image: str) -> Outcome:
-        with failure_directory() as failure_dir:  # the action's /tinkerbell, removed at the end
+        local = self.engine_sees_host_files
+        with failure_directory() if local else contextlib.nullcontext() as failure_dir:
             container, output = self.create_and_start(context, image, failure_dir)
             try:
                 outcome = self._watch(context, container, output)
             finally:
                 output.close()
                 self._remove(context, container)
-            return with_action_failure(outcome, failure_dir)
+            return with_action_failure(outcome, failure_dir) if failure_dir else outcome
 
     def _remove(self, context: ActionContext, container: str) -> None:
         try:

@@ -40,6 +40,7 @@ class DockerRuntime(ContainerRuntime):
         except BaseException:
             engine.close()
             raise
+        self.engine_sees_host_files = engine.url.startswith("unix://")  # tcp:// may be remote
         self._warn_about_daemon_proxy(engine)
 
     def _warn_about_daemon_proxy(self, engine: DockerEngine) -> None:
