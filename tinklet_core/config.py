@@ -23,6 +23,7 @@ import yaml
 from tinklet_core.errors import ConfigError
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.options import PluginOption
+from tinklet_core.proxy import ProxySettings
 from tinklet_core.redaction import described_value, option_error
 from tinklet_core.registry_auth import normalise_registry
 from tinklet_core.runtime import Privilege, PullPolicy, RuntimeSettings
@@ -54,6 +55,7 @@ class OptionSpec:
     owner: str = CORE
     heading: str = "Options"
     aliases: tuple[str, ...] = ()
+    more_fallbacks: tuple[str, ...] = ()  # read after env_fallback, in order
 
     @property
     def key(self) -> str:
@@ -142,6 +144,25 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
         default="log",
         choices=("log", "tail"),
     ),
+    # The proxy: also read from the usual variables, uppercase first (see tinklet_core.proxy).
+    OptionSpec(
+        "http-proxy",
+        "Proxy URL for plain HTTP, in every action's environment (HTTP_PROXY/http_proxy).",
+        env_fallback="HTTP_PROXY",
+        more_fallbacks=("http_proxy",),
+    ),
+    OptionSpec(
+        "https-proxy",
+        "Proxy URL for HTTPS, in every action's environment (HTTPS_PROXY/https_proxy).",
+        env_fallback="HTTPS_PROXY",
+        more_fallbacks=("https_proxy",),
+    ),
+    OptionSpec(
+        "no-proxy",
+        "Hosts reached without the proxy, comma-separated (NO_PROXY/no_proxy).",
+        env_fallback="NO_PROXY",
+        more_fallbacks=("no_proxy",),
+    ),
     OptionSpec(
         "max-backoff", "Longest wait in seconds between retries.", kind=float, default=5.0, scope="worker"
     ),
@@ -213,6 +234,7 @@ class Settings:
     docker_config: Path | None = None
     pull_policy: PullPolicy = PullPolicy.MISSING
     privilege: Privilege = Privilege.PRIVILEGED
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     max_backoff: float = 5.0
     agent_attributes: bool = True
     action_output: str = "log"
@@ -231,6 +253,7 @@ class Settings:
             agent_id=agent_id,
             pull_policy=self.pull_policy,
             privilege=self.privilege,
+            proxy=self.proxy,
             options=self.options_of(owner),
         )
 
@@ -241,11 +264,15 @@ def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
     return value.strip().lower() in _TRUE
 
 
-def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def child_environment(
+    environ: Mapping[str, str] | None = None, proxy: ProxySettings | None = None
+) -> dict[str, str]:
     """The environment for a process tinklet starts (a private Podman service): tinklet's own
-    ``TINKLET_*`` settings are left out, since they may hold registry logins."""
+    ``TINKLET_*`` settings are left out, since they may hold registry logins; ``proxy``'s
+    variables (both spellings) replace the inherited ones."""
     environ = os.environ if environ is None else environ
-    return {key: value for key, value in environ.items() if not key.startswith(ENV_PREFIX)}
+    kept = {key: value for key, value in environ.items() if not key.startswith(ENV_PREFIX)}
+    return {**kept, **dict(proxy.environment())} if proxy is not None else kept
 
 
 def load_settings(
@@ -288,6 +315,9 @@ def load_settings(
         docker_config=_path(values["docker_config"], environ),
         pull_policy=PullPolicy(values["pull"]),
         privilege=Privilege(values["action_privilege"]),
+        proxy=ProxySettings(
+            values["http_proxy"] or "", values["https_proxy"] or "", values["no_proxy"] or ""
+        ),
         max_backoff=values["max_backoff"],
         agent_attributes=values["agent_attributes"],
         action_output=values["action_output"],
@@ -342,8 +372,8 @@ def _resolve(
         value, origin = _from_env(spec, environ[env]), env
     elif in_file is not None:
         value, origin = file_values[in_file], f"config key {in_file!r}"
-    elif spec.env_fallback and environ.get(spec.env_fallback):
-        value, origin = environ[spec.env_fallback], spec.env_fallback
+    elif fallback := next((n for n in (spec.env_fallback, *spec.more_fallbacks) if n and environ.get(n)), ""):
+        value, origin = environ[fallback], fallback
     else:
         return spec.default
     return _check(spec, value, origin)

@@ -90,11 +90,16 @@ class Outcome:
 
     ``reason`` is the runtime's own words for a non-success (``exit code 3``, ``OOMKilled``,
     ``image pull failed: …``); the worker adds the tail of the output to the message it reports.
+    ``action_reason`` and ``action_message`` are what a FAILED or TIMEOUT action wrote itself
+    (``/tinkerbell/failure-reason`` and ``failure-message``, one line each); the worker reports
+    them first.
     """
 
     state: State
     reason: str = ""
     exit_code: int | None = None
+    action_reason: str = ""
+    action_message: str = ""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from tinklet_core.model import Action, PullProgress, RegistryCredentials
 from tinklet_core.options import PluginOption
+from tinklet_core.proxy import ProxySettings
 
 
 class PullPolicy(enum.Enum):
@@ -63,6 +64,8 @@ class RuntimeSettings:
     agent_id: str = ""
     pull_policy: PullPolicy = PullPolicy.MISSING
     privilege: Privilege = Privilege.PRIVILEGED
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    """The proxy for actions' environment (and pulls, where the runtime decides)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """The values of this runtime's own :attr:`RuntimeSpec.options` (keys with underscores),
     and nothing else."""

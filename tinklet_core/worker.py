@@ -124,8 +124,14 @@ class OutputTail:
 
 
 def failure_message(outcome: Outcome, tail: list[str]) -> str:
-    """The message reported with a final state: the reason, then the last output lines."""
+    """The message reported with a final state: the action's own reason and message (when it
+    wrote them), tinklet's reason, then the last output lines."""
     message = outcome.reason or ("success" if outcome.state is State.SUCCESS else outcome.state.value.lower())
+    own = ": ".join(part for part in (outcome.action_reason, outcome.action_message) if part)
+    if own and outcome.state is not State.SUCCESS:
+        if len(own) > MAX_MESSAGE // 2:  # leave room for tinklet's reason and the output
+            own = own[: MAX_MESSAGE // 2 - 1] + "…"
+        message = f"{own}; {message}"
     if outcome.state is not State.SUCCESS and tail:
         message += "; last output: " + " | ".join(tail[-TAIL_IN_MESSAGE:])
     if len(message) > MAX_MESSAGE:

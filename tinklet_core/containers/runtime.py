@@ -17,9 +17,12 @@ An engine plugin subclasses it, passing its engine, and overrides only its quirk
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+from pathlib import Path
 
+from tinklet_core.action_failure import failure_directory, with_action_failure
 from tinklet_core.containers.engine import ContainerEngine, EngineFailure, OutputStream
 from tinklet_core.containers.output import OutputLines
 from tinklet_core.containers.spec import Ulimit, container_spec
@@ -46,6 +49,9 @@ class ContainerRuntime:
         self.log = log
         #: Explicit resource limits for every container (empty: the engine's defaults).
         self.ulimits: tuple[Ulimit, ...] = ()
+        #: False when the engine may run on another host, where a local directory cannot be
+        #: bind-mounted: actions then get no ``/tinkerbell`` (see :mod:`tinklet_core.action_failure`).
+        self.engine_sees_host_files = True
         if settings.agent_id:
             self._remove_leftovers(settings.agent_id)
 
@@ -79,10 +85,21 @@ class ContainerRuntime:
     def after_exit(self, context: ActionContext, container: str, lines: OutputLines) -> None:
         """Called once the container exited and its live output ended (nothing by default)."""
 
-    def create_and_start(self, context: ActionContext, image: str) -> tuple[str, OutputStream]:
-        """Create the container, attach to its output and start it; removed again on failure."""
-        privilege = context.settings.privilege
-        spec = container_spec(context.action, image, privilege, secrets.token_hex(3), self.ulimits)
+    def create_and_start(
+        self, context: ActionContext, image: str, failure_dir: Path | None = None
+    ) -> tuple[str, OutputStream]:
+        """Create the container (``failure_dir`` mounted at ``/tinkerbell``), attach to its
+        output and start it; removed again on failure."""
+        settings = context.settings
+        spec = container_spec(
+            context.action,
+            image,
+            settings.privilege,
+            secrets.token_hex(3),
+            self.ulimits,
+            failure_dir=failure_dir,
+            proxy=settings.proxy,
+        )
         container = self.engine.create(spec)
         output: OutputStream | None = None
         try:
@@ -120,12 +137,15 @@ class ContainerRuntime:
         return pull_within_deadline(context, image, lambda: self.engine.pull(image, credentials))
 
     def _run(self, context: ActionContext, image: str) -> Outcome:
-        container, output = self.create_and_start(context, image)
-        try:
-            return self._watch(context, container, output)
-        finally:
-            output.close()
-            self._remove(context, container)
+        local = self.engine_sees_host_files
+        with failure_directory() if local else contextlib.nullcontext() as failure_dir:
+            container, output = self.create_and_start(context, image, failure_dir)
+            try:
+                outcome = self._watch(context, container, output)
+            finally:
+                output.close()
+                self._remove(context, container)
+            return with_action_failure(outcome, failure_dir) if failure_dir else outcome
 
     def _remove(self, context: ActionContext, container: str) -> None:
         try:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from tinklet_core.action_failure import CONTAINER_DIR
 from tinklet_core.containers.capabilities import missing_capabilities
 from tinklet_core.model import Action
+from tinklet_core.proxy import ProxySettings, with_proxy_defaults
 from tinklet_core.runtime import Privilege
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
@@ -104,23 +107,30 @@ def container_spec(
     suffix: str,
     ulimits: tuple[Ulimit, ...] = (),
     missing: tuple[str, ...] | None = None,
+    failure_dir: Path | None = None,
+    proxy: ProxySettings | None = None,
 ) -> ContainerSpec:
     """The container for ``action``, running ``image`` (the reference the engine resolved).
 
     ``missing`` are the capabilities the host's bounding set lacks (read from ``/proc`` when not
-    given).
+    given). ``failure_dir`` is the host directory mounted at ``/tinkerbell`` (see
+    :mod:`tinklet_core.action_failure`); ``proxy`` fills the proxy variables the action's env
+    does not set.
     """
+    mounts = tuple(
+        Mount(volume.source, volume.target, volume.read_only, volume.is_host_path)
+        for volume in action.volumes
+    )
+    if failure_dir is not None:
+        mounts += (Mount(str(failure_dir), CONTAINER_DIR, read_only=False, host_path=True),)
     lacking = missing_capabilities() if missing is None and privilege is Privilege.ALL_CAPS else missing or ()
     return ContainerSpec(
         name=container_name(action, suffix),
         image=image,
         command=action.command,
-        environment=action.env,
+        environment=with_proxy_defaults(action.env, proxy or ProxySettings()),
         labels=tuple(action.labels().items()),
-        mounts=tuple(
-            Mount(volume.source, volume.target, volume.read_only, volume.is_host_path)
-            for volume in action.volumes
-        ),
+        mounts=mounts,
         pid_mode=host_namespace(action.pid_namespace),
         network_mode=host_namespace(action.network_namespace),
         ulimits=ulimits,

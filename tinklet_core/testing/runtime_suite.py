@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -40,12 +41,16 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
+from tinklet_core.action_failure import CONTAINER_DIR
 from tinklet_core.errors import ActionInterrupted
 from tinklet_core.model import Action, Outcome, RegistryCredentials, State, Volume
 from tinklet_core.plugins import find_runtime, load_plugins, open_runtime
+from tinklet_core.proxy import ProxySettings
 from tinklet_core.runtime import ActionContext, Privilege, PullPolicy, Runtime, RuntimeSettings
 from tinklet_core.testing.pytest_plugin import not_applicable
+from tinklet_core.testing.recording_proxy import RecordingHttpServer
 from tinklet_core.testing.tink_server import TinkServer
+from tinklet_core.worker import failure_message
 from tinklet_core.workflow import parse_workflow
 
 #: Unique per test session: opening a runtime removes its agent's leftovers, so two sessions
@@ -114,6 +119,15 @@ class RuntimeBehaviourSuite:
     #: False when the runtime's test environment never contacts a registry (a test double
     #: whose nodes pull nothing); the credential request is still checked.
     pulls_from_registries: ClassVar[bool] = True
+    #: False when only ``/tinkerbell/failure-message`` comes back from the action (Kubernetes:
+    #: the termination message), not ``failure-reason``.
+    reports_failure_reason: ClassVar[bool] = True
+    #: False when a TIMEOUT is reported before the killed action's files can be read
+    #: (Kubernetes: the termination message comes with the pod's final status, after the kill).
+    reports_failure_on_timeout: ClassVar[bool] = True
+    #: True when the runtime's image pulls follow tinklet's proxy settings (a Podman service
+    #: tinklet starts), False when someone else's settings decide (a running dockerd).
+    pulls_through_proxy: ClassVar[bool] = False
 
     def plugin_modules(self) -> list[str]:
         """Plugin modules to load besides the installed entry points (``-p MODULE``)."""
@@ -139,14 +153,21 @@ class RuntimeBehaviourSuite:
 
     @contextlib.contextmanager
     def opened(
-        self, pull_policy: PullPolicy = PullPolicy.MISSING, privilege: Privilege = Privilege.PRIVILEGED
+        self,
+        pull_policy: PullPolicy = PullPolicy.MISSING,
+        privilege: Privilege = Privilege.PRIVILEGED,
+        proxy: ProxySettings | None = None,
     ) -> Iterator[Runtime]:
         """The runtime, opened through the plugin manager as ``tinklet --runtime`` would, with
         these settings; closed afterwards, when nothing it made may be left."""
         loaded = load_plugins(extra=self.plugin_modules())
         spec = find_runtime(loaded, self.runtime_name)
         settings = RuntimeSettings(
-            agent_id=AGENT, pull_policy=pull_policy, privilege=privilege, options=self.runtime_options()
+            agent_id=AGENT,
+            pull_policy=pull_policy,
+            privilege=privilege,
+            proxy=proxy or ProxySettings(),
+            options=self.runtime_options(),
         )
         opened = open_runtime(loaded.manager, spec, settings)
         self._manager = loaded.manager
@@ -331,6 +352,98 @@ class RuntimeBehaviourSuite:
         assert outcome.state is State.SUCCESS
         assert int(lines[-1]) > 5, "a private pid namespace shows only a couple of processes"
 
+    # -- the action's own failure reason and message ----------------------------------------
+
+    def write_failure(self, reason: str, message: str) -> str:
+        """Shell that writes the action's failure files as the contract says."""
+        return (
+            f"printf '%s\\n' '{reason}' > {CONTAINER_DIR}/failure-reason; "
+            f"printf '%s\\n' '{message}' > {CONTAINER_DIR}/failure-message"
+        )
+
+    def test_failure_reason_and_message_come_first(self, runtime: Runtime) -> None:
+        write = self.write_failure("DiskNotFound", "/dev/sdz does not exist")
+        empty = f"cat {CONTAINER_DIR}/* 2>/dev/null | wc -c"  # (Kubernetes: an empty message file)
+        script = f"{empty}; echo formatting; {write}; exit 1"
+        outcome, lines = self.execute(make_action(self.image, ["sh", "-c", script]))
+        assert outcome.state is State.FAILED
+        assert lines == ["0", "formatting"], "/tinkerbell must start empty"
+        assert outcome.action_message == "/dev/sdz does not exist"
+        expected = "/dev/sdz does not exist; exit code 1; last output: 0 | formatting"
+        if self.reports_failure_reason:
+            assert outcome.action_reason == "DiskNotFound"
+            expected = "DiskNotFound: " + expected
+        assert failure_message(outcome, lines) == expected
+
+    def test_an_action_writing_no_failure_files_is_reported_as_before(self, runtime: Runtime) -> None:
+        outcome, lines = self.execute(make_action(self.image, ["sh", "-c", "echo nothing to say; exit 1"]))
+        assert (outcome.state, outcome.action_reason, outcome.action_message) == (State.FAILED, "", "")
+        assert failure_message(outcome, lines) == "exit code 1; last output: nothing to say"
+
+    def test_failure_files_are_read_on_timeout_too(self, runtime: Runtime) -> None:
+        if not self.reports_failure_on_timeout:
+            not_applicable(f"{self.runtime_name} reports TIMEOUT before the action's files can be read")
+        write = self.write_failure("DiskBusy", "waiting for /dev/sda to settle")
+        action = make_action(self.image, ["sh", "-c", f"{write}; sleep 30"], timeout=2)
+        outcome, lines = self.execute(action, deadline_in=2)
+        assert outcome.state is State.TIMEOUT
+        assert outcome.action_message == "waiting for /dev/sda to settle"
+        expected = "waiting for /dev/sda to settle; timed out after 2s"
+        if self.reports_failure_reason:
+            expected = "DiskBusy: " + expected
+        assert failure_message(outcome, lines) == expected
+
+    def test_nothing_of_the_failure_directory_is_left(self, runtime: Runtime) -> None:
+        marker = f"left-{uuid.uuid4().hex}"
+        script = f"{self.write_failure('Marker', marker)}; echo x > {CONTAINER_DIR}/{marker}; exit 1"
+        outcome, _lines = self.execute(make_action(self.image, ["sh", "-c", script]))
+        assert outcome.action_message == marker, "the action's files were not read"
+        host_temp = Path(tempfile.gettempdir())
+        assert list(host_temp.glob(f"tinklet-*/**/{marker}")) == [], "the action's directory was left"
+
+    # -- proxies -----------------------------------------------------------------------------
+
+    def test_actions_reach_the_web_through_the_proxy(self) -> None:
+        """wget in the action goes through ``--http-proxy``; an action's own ``http_proxy``
+        wins, and ``NO_PROXY`` reaches the action in both spellings."""
+        if not self.host_namespaces:
+            not_applicable(f"{self.runtime_name} does not give actions the host's network by default")
+        with RecordingHttpServer("proxy") as proxy, RecordingHttpServer("direct") as direct:
+            settings = ProxySettings(http=proxy.url, https=proxy.url, no_proxy="direct.test,127.0.0.1")
+            fetch = "busybox wget -q -O - http://proxied.test/hello"
+            report = "env | grep -i _proxy= | sort"
+            with self.opened(proxy=settings):
+                outcome, lines = self.execute(
+                    make_action(self.image, ["sh", "-c", f"{fetch}; {report}"], network_namespace="host")
+                )
+                own, own_lines = self.execute(
+                    make_action(
+                        self.image,
+                        ["busybox", "wget", "-q", "-O", "-", f"{direct.url}/own"],
+                        network_namespace="host",
+                        env=(("http_proxy", ""),),
+                    )
+                )
+        assert outcome.state is State.SUCCESS, lines
+        assert lines[0] == "proxy http://proxied.test/hello"
+        assert proxy.seen() == ["GET http://proxied.test/hello"], "only the proxied request goes to the proxy"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY"):
+            assert f"{name}={proxy.url}" in lines and f"{name.lower()}={proxy.url}" in lines
+        assert "NO_PROXY=direct.test,127.0.0.1" in lines and "no_proxy=direct.test,127.0.0.1" in lines
+        assert own.state is State.SUCCESS, own_lines
+        assert own_lines == ["direct /own"] and direct.seen() == ["GET /own"]
+
+    def test_pulls_go_through_the_proxy_where_tinklet_decides(self) -> None:
+        if not self.pulls_through_proxy:
+            not_applicable(f"{self.runtime_name} pulls with its own proxy settings, not tinklet's")
+        image = f"proxied-{uuid.uuid4().hex[:8]}.test/tinklet-suite/absent:1"
+        with RecordingHttpServer("proxy") as proxy:
+            with self.opened(proxy=ProxySettings(http=proxy.url, https=proxy.url)):
+                outcome, _ = self.execute(make_action(image, ["true"]))
+            assert outcome.state is State.FAILED
+            host = image.split("/")[0]
+            assert f"CONNECT {host}:443" in proxy.seen(), outcome.reason
+
     def startup_allowance(self) -> float:
         """Seconds a runtime may add to a deadline for scheduling (a cluster needs more)."""
         return 0.0
@@ -338,7 +451,8 @@ class RuntimeBehaviourSuite:
     # -- a worker process against the test Tink server --------------------------------------
 
     def four_action_workflow(self, tmp_path: Path) -> dict[str, Any]:
-        """echo; env with spaces plus a read-only bind mount; exit 3; one more."""
+        """echo; env with spaces plus a read-only bind mount; exit 3 (saying why in
+        ``/tinkerbell``); one more."""
         secret = tmp_path / "motd"
         secret.write_text("mounted file\n")
         second: dict[str, Any] = {
@@ -351,6 +465,7 @@ class RuntimeBehaviourSuite:
         if not self.host_volumes:
             second["command"] = ["sh", "-c", 'echo "$MESSAGE"']
             second["volumes"] = []
+        explained = self.write_failure("DiskNotFound", "/dev/sdz does not exist")
         return {
             "version": "0.1",
             "name": "suite",
@@ -360,7 +475,11 @@ class RuntimeBehaviourSuite:
                     "actions": [
                         {"name": "echo", "image": self.image, "command": ["echo", "hello"]},
                         second,
-                        {"name": "fail", "image": self.image, "command": ["sh", "-c", "echo bad; exit 3"]},
+                        {
+                            "name": "fail",
+                            "image": self.image,
+                            "command": ["sh", "-c", f"echo bad; {explained}; exit 3"],
+                        },
                         {"name": "never", "image": self.image, "command": ["echo", "must not run"]},
                     ],
                 }
@@ -413,8 +532,8 @@ class RuntimeBehaviourSuite:
                 ("fail", State.RUNNING), ("fail", State.FAILED),
             ], output  # fmt: skip
             failed = server.reports[-1]
-            assert "exit code 3" in failed.message
-            assert "bad" in failed.message
+            reason = "DiskNotFound: " if self.reports_failure_reason else ""
+            assert failed.message == f"{reason}/dev/sdz does not exist; exit code 3; last output: bad"
             assert "hello from tinklet = ok" in output
             if self.host_volumes:
                 assert "mounted file" in output

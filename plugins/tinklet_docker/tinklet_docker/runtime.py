@@ -10,9 +10,14 @@ module can name :class:`DockerRuntime` as its factory at no cost; docker-py is i
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from tinklet_core.containers.runtime import ContainerRuntime
+from tinklet_core.proxy import daemon_differences, differences_warning
 from tinklet_core.runtime import RuntimeSettings
+
+if TYPE_CHECKING:
+    from tinklet_docker.engine import DockerEngine
 
 log = logging.getLogger("tinklet.docker")
 
@@ -35,3 +40,18 @@ class DockerRuntime(ContainerRuntime):
         except BaseException:
             engine.close()
             raise
+        self.engine_sees_host_files = engine.url.startswith("unix://")  # tcp:// may be remote
+        self._warn_about_daemon_proxy(engine)
+
+    def _warn_about_daemon_proxy(self, engine: DockerEngine) -> None:
+        """dockerd pulls with its own proxy settings: warn once when tinklet's differ."""
+        if not self.settings.proxy.values():
+            return
+        try:
+            info = engine.api.info()
+        except Exception as exc:  # only a warning is at stake
+            log.debug("could not read the Docker daemon's proxy settings: %s", exc)
+            return
+        warning = differences_warning(daemon_differences(self.settings.proxy, info))
+        if warning:
+            log.warning(warning)

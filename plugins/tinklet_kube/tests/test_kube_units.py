@@ -68,7 +68,9 @@ def test_job_manifest_maps_the_action() -> None:
     assert pod["automountServiceAccountToken"] is False
     assert pod["serviceAccountName"] == "prov"
     assert pod["imagePullSecrets"] == [{"name": "tinklet-pull-x"}]
-    assert "hostPID" not in pod and "hostNetwork" not in pod and "volumes" not in pod
+    assert "hostPID" not in pod and "hostNetwork" not in pod
+    # no host volume, only the action's private /tinkerbell
+    assert pod["volumes"] == [{"name": "tinkerbell", "emptyDir": {}}]
     (container,) = pod["containers"]
     assert "command" not in container  # the image's ENTRYPOINT stays, like docker's CMD override
     assert container["args"] == ["sh", "-c", "echo $$HOME $$(X)"]

@@ -16,6 +16,12 @@ Mapping (docker semantics kept where Kubernetes has an equivalent):
   for a pod the scheduler may place on any node next to other workloads: they fail the action
   unless ``kube-allow-host`` is set, which maps them to ``hostPID``, ``hostNetwork`` and
   ``hostPath`` volumes.
+- The action's ``/tinkerbell`` directory (see :mod:`tinklet_core.action_failure`) is an
+  ``emptyDir``, and the container's ``terminationMessagePath`` is
+  ``/tinkerbell/failure-message``: the kubelet copies that file (up to 4 KiB) into the pod's
+  status, where tinklet reads it. ``failure-reason`` has no such path out of the pod: on
+  Kubernetes only the message is reported.
+- The proxy settings fill the proxy variables the action's ``env`` does not set.
 - Named volumes are not supported: Tinkerbell uses them to share files between the actions of
   a workflow, and a pod's volumes (``emptyDir``) die with the pod. Use a host path (with
   ``kube-allow-host``) instead.
@@ -26,15 +32,18 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from tinklet_core.action_failure import CONTAINER_DIR, MESSAGE_FILE
 from tinklet_core.model import Action, RegistryCredentials
+from tinklet_core.proxy import ProxySettings, with_proxy_defaults
 from tinklet_core.runtime import Privilege, PullPolicy
 from tinklet_kube.names import label_value
 
 JSON = dict[str, Any]
 CONTAINER_NAME = "action"
+FAILURE_VOLUME = "tinkerbell"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tinklet"}
 # A short grace period: like the docker runtime's kill, and lets SIGTERM shutdowns finish fast.
 TERMINATION_GRACE_SECONDS = 1
@@ -60,6 +69,7 @@ class JobOptions:
     service_account: str | None = None
     allow_host: bool = False
     pull_secret: str | None = None
+    proxy: ProxySettings = field(default_factory=ProxySettings)
 
 
 def unsupported_reason(action: Action, allow_host: bool) -> str | None:
@@ -110,7 +120,11 @@ def job_manifest(action: Action, name: str, options: JobOptions) -> JSON:
         "name": CONTAINER_NAME,
         "image": action.image,
         "imagePullPolicy": _PULL_POLICIES[options.pull_policy],
-        "env": [{"name": key, "value": escape_expansion(value)} for key, value in action.env],
+        "env": [
+            {"name": key, "value": escape_expansion(value)}
+            for key, value in with_proxy_defaults(action.env, options.proxy)
+        ],
+        "terminationMessagePath": f"{CONTAINER_DIR}/{MESSAGE_FILE}",
     }
     if action.command:
         container["args"] = [escape_expansion(arg) for arg in action.command]
@@ -132,15 +146,20 @@ def job_manifest(action: Action, name: str, options: JobOptions) -> JSON:
         pod_spec["hostPID"] = True
     if action.network_namespace == "host":
         pod_spec["hostNetwork"] = True
-    if action.volumes:
-        pod_spec["volumes"] = [
+    pod_spec["volumes"] = [
+        *(
             {"name": f"host-{index}", "hostPath": {"path": volume.source}}
             for index, volume in enumerate(action.volumes)
-        ]
-        container["volumeMounts"] = [
+        ),
+        {"name": FAILURE_VOLUME, "emptyDir": {}},
+    ]
+    container["volumeMounts"] = [
+        *(
             {"name": f"host-{index}", "mountPath": volume.target, "readOnly": volume.read_only}
             for index, volume in enumerate(action.volumes)
-        ]
+        ),
+        {"name": FAILURE_VOLUME, "mountPath": CONTAINER_DIR},
+    ]
     spec: dict[str, object] = {
         "backoffLimit": 0,
         "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},

@@ -25,9 +25,11 @@ pod, not the Job, decides:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinklet_core.action_failure import MAX_MESSAGE_BYTES, one_line_text
 from tinklet_core.model import Outcome, State
 from tinklet_kube.manifests import CONTAINER_NAME
 from tinklet_kube.watch import WatchEvent
@@ -156,7 +158,18 @@ class JobView:
         return None
 
     def outcome(self, now: float) -> Outcome | None:
-        """The action's Outcome, or ``None`` while it is still running."""
+        """The action's Outcome, or ``None`` while it is still running. A FAILED or TIMEOUT one
+        carries the termination message the action wrote (``/tinkerbell/failure-message``)."""
+        outcome = self._outcome(now)
+        return with_termination_message(outcome, self.termination_message()) if outcome else None
+
+    def termination_message(self) -> str:
+        """The termination message the kubelet copied from the current pod's container (``""``
+        until it ended, or when the action wrote none)."""
+        terminated = (self.current_status().get("state") or {}).get("terminated") or {}
+        return str(terminated.get("message") or "")
+
+    def _outcome(self, now: float) -> Outcome | None:
         if not (self.job_synced and self.pods_synced):
             return None
         pod = self.current_pod()
@@ -209,6 +222,15 @@ class JobView:
             return None
         reason = _unscheduled(pod) or "no node was chosen"
         return Outcome(State.FAILED, reason=f"the pod was not scheduled within {limit}: {reason}")
+
+
+def with_termination_message(outcome: Outcome, message: str) -> Outcome:
+    """A FAILED or TIMEOUT ``outcome`` with the action's termination message (its
+    ``/tinkerbell/failure-message``) as ``action_message``; others unchanged."""
+    text = one_line_text(message.encode(), MAX_MESSAGE_BYTES)
+    if not text or outcome.state not in (State.FAILED, State.TIMEOUT):
+        return outcome
+    return dataclasses.replace(outcome, action_message=text)
 
 
 def _waiting(status: JSON) -> JSON:

@@ -99,6 +99,7 @@ class KubeRuntime:
             service_account=self._service_account,
             allow_host=self._allow_host,
             pull_secret=pull_secret,
+            proxy=self._settings.proxy,
         )
 
     def close(self) -> None:

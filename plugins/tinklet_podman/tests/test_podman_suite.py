@@ -19,6 +19,7 @@ class TestPodmanBehaviour(RuntimeBehaviourSuite):
 
     runtime_name: ClassVar[str] = "podman"
     image: ClassVar[str] = "tinklet/busybox:latest"
+    pulls_through_proxy: ClassVar[bool] = True  # tinklet starts the service with its proxy
 
     def runtime_options(self) -> dict[str, Any]:
         return {"podman_binary": "podman"}

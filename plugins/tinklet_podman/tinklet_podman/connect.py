@@ -15,6 +15,7 @@ from typing import Any
 
 from tinklet_core.containers.engine import EngineFailure
 from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.proxy import ProxySettings
 from tinklet_podman.engine import PodmanEngine, probe
 from tinklet_podman.service import PodmanService, first_answering, socket_url, usual_sockets
 
@@ -30,11 +31,11 @@ class Connection:
     how: str
 
 
-def connect(options: Mapping[str, Any]) -> Connection:
+def connect(options: Mapping[str, Any], proxy: ProxySettings | None = None) -> Connection:
     """Reach Podman as the module docstring says; :class:`RuntimeUnavailable` if impossible.
 
     ``options`` are the runtime's resolved options: ``podman_socket``, ``xdg_runtime_dir``,
-    ``podman_binary``.
+    ``podman_binary``. A service tinklet starts pulls through ``proxy``.
     """
     explicit = options.get("podman_socket")
     if explicit:
@@ -48,7 +49,7 @@ def connect(options: Mapping[str, Any]) -> Connection:
     if found is not None:
         return _connected(found, None, "found at a usual location")
     binary = str(options.get("podman_binary") or "podman")
-    service = PodmanService.start(binary, probe)
+    service = PodmanService.start(binary, probe, proxy=proxy)
     try:
         how = f"started by tinklet (pid {service.pid}); nothing answered at {', '.join(candidates)}"
         return _connected(service.url, service, how)

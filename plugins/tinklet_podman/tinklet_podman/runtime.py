@@ -15,6 +15,7 @@ stream broke.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tinklet_core.containers.engine import EngineFailure, OutputStream
@@ -47,7 +48,7 @@ class PodmanRuntime(ContainerRuntime):
     def __init__(self, settings: RuntimeSettings) -> None:
         from tinklet_podman.connect import connect
 
-        self._connection: Connection | None = connect(settings.options)
+        self._connection: Connection | None = connect(settings.options, settings.proxy)
         try:
             super().__init__(settings, self._connection.engine, log)
         except BaseException:
@@ -85,11 +86,13 @@ class PodmanRuntime(ContainerRuntime):
         """``localhost/`` images were made here and have no registry to pull them from."""
         return "localhost/ images are never pulled" if is_local_only(image) else None
 
-    def create_and_start(self, context: ActionContext, image: str) -> tuple[str, OutputStream]:
+    def create_and_start(
+        self, context: ActionContext, image: str, failure_dir: Path | None = None
+    ) -> tuple[str, OutputStream]:
         """As the shared runtime, retried once with explicit ulimits when the host refuses
         Podman's default ones (see :mod:`tinklet_podman.ulimits`)."""
         try:
-            return super().create_and_start(context, image)
+            return super().create_and_start(context, image, failure_dir)
         except EngineFailure as exc:
             if self.ulimits or not is_rlimit_error(str(exc)):
                 raise
@@ -100,7 +103,7 @@ class PodmanRuntime(ContainerRuntime):
                 exc,
                 ", ".join(f"{u.name}={u.soft}:{u.hard}" for u in self.ulimits),
             )
-        return super().create_and_start(context, image)
+        return super().create_and_start(context, image, failure_dir)
 
     def after_exit(self, context: ActionContext, container: str, lines: OutputLines) -> None:
         """When the live stream broke, read the exited container's complete log (Podman keeps

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tinklet_core.config import child_environment
 from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.proxy import ProxySettings
 from tinklet_core.runtime_helpers import one_line
 
 log = logging.getLogger("tinklet.podman")
@@ -112,8 +113,11 @@ class PodmanService:
         return self.process.pid
 
     @classmethod
-    def start(cls, binary: str, probe: Probe, timeout: float = START_TIMEOUT) -> PodmanService:
+    def start(
+        cls, binary: str, probe: Probe, timeout: float = START_TIMEOUT, proxy: ProxySettings | None = None
+    ) -> PodmanService:
         """Start the service on a private socket and wait (up to ``timeout`` s) until it answers.
+        Its environment is tinklet's without ``TINKLET_*``, with ``proxy``'s variables (pulls).
 
         Fails with a one-line :class:`RuntimeUnavailable`: when ``binary`` is missing, or when
         the service exits or stays silent (with the end of what it wrote to stderr). Nothing is
@@ -130,7 +134,7 @@ class PodmanService:
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
                     start_new_session=True,
-                    env=child_environment(),  # no TINKLET_REGISTRY or other logins
+                    env=child_environment(proxy=proxy),  # no TINKLET_REGISTRY or other logins
                     preexec_fn=_parent_death_signal(),  # see the module docstring
                 )
         except OSError as exc:

@@ -7,18 +7,26 @@ shows ``ErrImagePull`` and then ``ImagePullBackOff`` (``ErrImageNeverPull`` with
 ``imagePullPolicy: Never``) and stays so until the pod is deleted. The pod spec fields tinklet
 uses are honoured: ``command``/``args`` (Docker's entrypoint/cmd) and ``env`` with the kubelet's
 ``$(VAR)`` expansion, ``securityContext.privileged`` and added capabilities, ``hostPID``,
-``hostNetwork`` and ``hostPath`` volume mounts. Deleting a pod stops its container (SIGTERM,
-then SIGKILL after the grace period), removes it, then removes the pod. Every container carries
-the label :data:`CONTAINER_LABEL` with the server's id, so tests can find and clean them.
+``hostNetwork``, ``hostPath`` and ``emptyDir`` volume mounts (an ``emptyDir`` is a host temp
+directory that lives as long as the pod), and the termination message: as a real kubelet, it
+bind-mounts an empty host file at the container's ``terminationMessagePath`` (default
+``/dev/termination-log``) and copies up to 4 KiB of it into
+``containerStatuses[].state.terminated.message`` when the container ends. Deleting a pod stops
+its container (SIGTERM, then SIGKILL after the grace period), removes it, then removes the pod.
+Every container carries the label :data:`CONTAINER_LABEL` with the server's id, so tests can find
+and clean them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -30,6 +38,8 @@ from tinklet_kube.testing.store import ObjectStore, StatusError, name_of, now
 JSON = dict[str, Any]
 CONTAINER_LABEL = "tinklet.kube-testserver"
 BACKOFF_SECONDS = 1.0
+DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+MAX_TERMINATION_MESSAGE = 4096
 log = logging.getLogger("tinklet.kube.testserver")
 
 
@@ -133,6 +143,27 @@ class PodRun:
     container: str | None = None
     thread: threading.Thread | None = None
     ended: bool = False
+    scratch: Path | None = None  # the pod's emptyDir volumes and termination message file
+
+    def termination_file(self) -> Path | None:
+        """The host file mounted at the container's ``terminationMessagePath``."""
+        return self.scratch / "termination-log" if self.scratch is not None else None
+
+    def termination_message(self) -> str:
+        """What the container wrote to its termination message file (up to 4 KiB)."""
+        path = self.termination_file()
+        if path is None:
+            return ""
+        try:
+            with open(path, "rb") as file:
+                return file.read(MAX_TERMINATION_MESSAGE).decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def remove_scratch(self) -> None:
+        """Remove the pod's emptyDir volumes and termination message file."""
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class DockerKubelet:
@@ -272,6 +303,9 @@ class DockerKubelet:
             "finishedAt": now(),
             "containerID": container_id,
         }
+        message = run.termination_message()
+        if message:
+            terminated["message"] = message
         final = self._set_status(
             run,
             {
@@ -334,12 +368,24 @@ class DockerKubelet:
         command = [expand(str(arg), env.get) for arg in container.get("command") or ()]
         args = [expand(str(arg), env.get) for arg in container.get("args") or ()]
         security = container.get("securityContext") or {}
+        run.scratch = Path(tempfile.mkdtemp(prefix="tinklet-kubelet-"))
         host_paths = {v["name"]: v["hostPath"]["path"] for v in spec.get("volumes") or () if "hostPath" in v}
+        for volume in spec.get("volumes") or ():
+            if "emptyDir" in volume:
+                empty = run.scratch / "volumes" / str(volume["name"])
+                empty.mkdir(parents=True)
+                empty.chmod(0o777)
+                host_paths[volume["name"]] = str(empty)
         binds = [
             f"{host_paths[mount['name']]}:{mount['mountPath']}:{'ro' if mount.get('readOnly') else 'rw'}"
             for mount in container.get("volumeMounts") or ()
             if mount.get("name") in host_paths
         ]
+        termination = run.scratch / "termination-log"
+        termination.touch()
+        termination.chmod(0o666)
+        target = container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH
+        binds.append(f"{termination}:{target}:rw")
         host_config = self._api.create_host_config(
             binds=binds or None,
             privileged=bool(security.get("privileged")),
@@ -398,6 +444,7 @@ class DockerKubelet:
                 self._api.remove_container(container, force=True)
             except docker.errors.APIError as exc:
                 log.debug("removing %s: %s", container, exc)
+        run.remove_scratch()
 
     def logs(
         self, namespace: str, name: str, follow: bool, tail: int | None = None
@@ -435,5 +482,7 @@ class DockerKubelet:
                 self._api.remove_container(container["Id"], force=True)
             except docker.errors.APIError as exc:
                 log.debug("removing %s: %s", container["Id"], exc)
+        for run in runs:
+            run.remove_scratch()
         self._api.close()
         self._streams.close()
