@@ -8,8 +8,7 @@ constructed, that is only when ``--runtime podman`` was chosen.
 Action execution is :class:`~tinklet_core.containers.runtime.ContainerRuntime`'s; this class
 adds only what is Podman's own: the service it reaches or starts, image-name resolution
 (:mod:`tinklet_podman.images`, ``localhost/`` images never pulled), the retry with explicit
-ulimits (:mod:`tinklet_podman.ulimits`), and reading the complete log after exit when the live
-stream broke.
+ulimits (:mod:`tinklet_podman.ulimits`), and restarting the service it started when it dies.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from tinklet_core.containers.engine import EngineFailure, OutputStream
-from tinklet_core.containers.output import OutputLines
 from tinklet_core.containers.runtime import ContainerRuntime
 from tinklet_core.runtime import ActionContext, RuntimeSettings
 from tinklet_podman.images import is_local_only, resolve_image
@@ -101,22 +99,3 @@ class PodmanRuntime(ContainerRuntime):
                 ", ".join(f"{u.name}={u.soft}:{u.hard}" for u in self.ulimits),
             )
         return super().create_and_start(context, image)
-
-    def after_exit(self, context: ActionContext, container: str, lines: OutputLines) -> None:
-        """When the live stream broke, read the exited container's complete log (Podman keeps
-        it in its ``k8s-file`` driver until removal) and emit what the stream missed."""
-        if not lines.broken:
-            return
-        try:
-            log_stream = self.engine.logs(container)
-            try:
-                missed = lines.catch_up(log_stream)
-            finally:
-                log_stream.close()
-        except Exception as exc:  # the outcome stands without the log
-            context.log.warning("could not read the log of container %s: %s", container[:12], exc)
-            return
-        if missed:
-            context.log.warning(
-                "%d output lines the live stream missed were read from the container log", missed
-            )
