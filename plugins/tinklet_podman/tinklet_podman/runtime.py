@@ -45,6 +45,7 @@ class PodmanRuntime(ContainerRuntime):
     def __init__(self, settings: RuntimeSettings) -> None:
         from tinklet_podman.connect import connect
 
+        self._binary = str(settings.options.get("podman_binary") or "podman")
         self._connection: Connection | None = connect(settings.options)
         try:
             super().__init__(settings, self._connection.engine, log)
@@ -71,9 +72,45 @@ class PodmanRuntime(ContainerRuntime):
         try:
             connection.engine.close()
         finally:
-            if connection.service is not None:
-                connection.service.stop()
-                log.info("stopped the podman system service tinklet started (pid %d)", connection.service.pid)
+            service = connection.service
+            if service is not None:
+                status = service.process.poll()
+                service.stop()
+                if status is None:
+                    log.info("stopped the podman system service tinklet started (pid %d)", service.pid)
+                else:
+                    log.warning(
+                        "the podman system service tinklet started (pid %d) had already exited "
+                        "(status %d): %s", service.pid, status, service.stderr_tail(),
+                    )  # fmt: skip
+
+    def revive_engine(self) -> None:
+        """Restart the podman system service tinklet started when it died (supervision): a new
+        service on a new private socket, with the same containers (Podman keeps them in its
+        store, and a container outlives the service that started it). Called from the thread
+        that runs actions, which (as the one that opened the runtime) must live as long as the
+        service: see the parent-death signal in :mod:`tinklet_podman.service`."""
+        from tinklet_podman.connect import restart_service
+
+        connection = self._connection
+        if connection is None or connection.service is None:
+            return
+        dead = connection.service
+        status = dead.process.poll()
+        if status is None:
+            return
+        log.warning(
+            "the podman system service tinklet started (pid %d) died (status %d): %s; restarting it",
+            dead.pid, status, dead.stderr_tail(),
+        )  # fmt: skip
+        revived = restart_service(self._binary)
+        if revived is None:
+            return  # logged; tried again at the next ping
+        dead.stop()  # removes the old socket's directory; the process is gone already
+        connection.engine.close()
+        self._connection = revived
+        self.engine = revived.engine
+        log.info("podman system service %s at %s", revived.how, revived.engine.url)
 
     def resolve_image(self, image: str) -> str:
         """``image`` fully qualified as Podman needs it (see :mod:`tinklet_podman.images`)."""
