@@ -117,7 +117,8 @@ def test_a_wrong_password_fails_with_the_registrys_words_and_never_the_password(
     run = make_run(make_action(agent_id, ["true"], image=pushed[0]), credentials=login(registry, wrong))
     outcome = runtime.tinklet_execute_action(run.context)
     assert outcome.state is State.FAILED
-    assert outcome.reason == "image pull failed: unauthorized: authentication required"
+    where = f"{pushed[0]} from {registry.host}"
+    assert outcome.reason == f"image pull failed: {where}: unauthorized: authentication required"
     assert wrong not in outcome.reason and registry.password not in outcome.reason
 
 
@@ -129,7 +130,8 @@ def test_an_error_in_the_middle_of_a_pull_fails_the_action(
     delete_layers_with(registry.root / "storage", "marker")
     run = make_run(make_action(agent_id, ["true"], image=pushed[0]), credentials=login(registry))
     outcome = runtime.tinklet_execute_action(run.context)
-    assert (outcome.state, outcome.reason) == (State.FAILED, "image pull failed: unknown blob")
+    reason = f"image pull failed: {pushed[0]} from {registry.host}: unknown blob"
+    assert (outcome.state, outcome.reason) == (State.FAILED, reason)
 
 
 @pytest.fixture
