@@ -14,6 +14,7 @@ ulimits (:mod:`tinklet_podman.ulimits`), and restarting the service it started w
 from __future__ import annotations
 
 import logging
+import subprocess
 from typing import TYPE_CHECKING
 
 from tinklet_core.containers.engine import EngineFailure, OutputStream
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
     from tinklet_podman.engine import PodmanEngine
 
 log = logging.getLogger("tinklet.podman")
+
+#: How long a process that may be dying gets to finish before it counts as alive.
+DYING_GRACE = 0.1
+
+
+def exit_status(process: subprocess.Popen[bytes]) -> int | None:
+    """The exit status of ``process``, ``None`` while it lives. A killed multi-threaded process
+    (the Podman service is Go) is not reaped until its last thread ends: give it a moment."""
+    try:
+        return process.wait(DYING_GRACE)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 class PodmanRuntime(ContainerRuntime):
@@ -74,7 +87,7 @@ class PodmanRuntime(ContainerRuntime):
         finally:
             service = connection.service
             if service is not None:
-                status = service.process.poll()
+                status = exit_status(service.process)
                 service.stop()
                 if status is None:
                     log.info("stopped the podman system service tinklet started (pid %d)", service.pid)
@@ -96,7 +109,7 @@ class PodmanRuntime(ContainerRuntime):
         if connection is None or connection.service is None:
             return
         dead = connection.service
-        status = dead.process.poll()
+        status = exit_status(dead.process)
         if status is None:
             return
         log.warning(
