@@ -116,6 +116,7 @@ def test_dockerd_killed_mid_action_and_back_10s_later(dockerd: PrivateDockerd) -
             assert wait_for(lambda: final_states(server, "t/later") != [], 30)
         finally:
             code, output = stop_worker(worker)
+            print(output)  # shown by pytest -rP: the outage as a user reads it
         assert final_states(server, "t/long") == [State.SUCCESS], output
         assert final_states(server, "t/later") == [State.SUCCESS], output
         assert "later ran" in output
