@@ -85,8 +85,15 @@ class ContainerRuntime:
         return self.engine.containers(self.settings.agent_id or None)
 
     def close(self) -> None:
-        """Close the engine connection."""
+        """Remove what could not be removed while the engine was away, close the connection."""
+        self.remove_pending(self.log)
         self.engine.close()
+
+    def remove_pending(self, log: logging.Logger) -> None:
+        """Remove the containers earlier removals left while the engine was away (kept for the
+        next try when the engine is still away)."""
+        for container in sorted(self._unremoved):
+            self._remove(log, container)
 
     # What an engine plugin may override.
 
@@ -114,7 +121,7 @@ class ContainerRuntime:
         except EngineFailure:
             if output is not None:
                 output.close()
-            self._remove(context, container)
+            self._remove(context.log, container)
             raise
         return container, output
 
@@ -147,14 +154,9 @@ class ContainerRuntime:
         return await_engine(context, lost, lambda: self.engine.ping(), self.revive_engine, self.log)
 
     def _attempt(self, context: ActionContext) -> Outcome:
-        self._remove_unremoved(context)
+        self.remove_pending(context.log)
         image = self.resolve_image(context.action.image)
         return self._pull(context, image) or self._run(context, image)
-
-    def _remove_unremoved(self, context: ActionContext) -> None:
-        """Remove the containers earlier removals left while the engine was away."""
-        for container in sorted(self._unremoved):
-            self._remove(context, container)
 
     def _pull(self, context: ActionContext, image: str) -> Outcome | None:
         """``None`` when the image is ready, else the action's outcome (failed pull, timeout)."""
@@ -185,16 +187,16 @@ class ContainerRuntime:
             raise EngineFailure(str(exc)) from None
         finally:
             output.close()
-            self._remove(context, container)
+            self._remove(context.log, container)
 
-    def _remove(self, context: ActionContext, container: str) -> None:
+    def _remove(self, log: logging.Logger, container: str) -> None:
         try:
             self.engine.remove(container)
         except EngineUnreachable as exc:
             self._unremoved.add(container)
-            context.log.warning("could not remove container %s yet: %s", container[:12], exc)
+            log.warning("could not remove container %s yet: %s", container[:12], exc)
         except EngineFailure as exc:
-            context.log.warning("could not remove container %s: %s", container[:12], exc)
+            log.warning("could not remove container %s: %s", container[:12], exc)
         else:
             self._unremoved.discard(container)
 

@@ -172,3 +172,19 @@ def test_shutdown_before_the_container_is_created_creates_nothing(
     with pytest.raises(ActionInterrupted):
         runtime_via.tinklet_execute_action(run.context)
     assert run.lines == [] and tinklet_containers(docker_api, agent_id) == []
+
+
+def test_a_container_left_while_the_daemon_was_away_is_removed_when_the_runtime_closes(
+    daemon: Daemon, runtime_via: DockerRuntime, agent_id: str, docker_api: Any
+) -> None:
+    run = make_run(make_action(agent_id, ["sh", "-c", "echo up; sleep 60"]), deadline_in=3)
+    up = run.printed("up")
+    thread, result = run_in_thread(runtime_via, run)
+    assert up.wait(15)
+    daemon.die()
+    thread.join(10)
+    assert result[0].state is State.TIMEOUT
+    assert len(tinklet_containers(docker_api, agent_id)) == 1
+    daemon.come_back()
+    runtime_via.close()  # (the fixture closes it again: harmless)
+    assert tinklet_containers(docker_api, agent_id) == []

@@ -82,6 +82,7 @@ class PodmanRuntime(ContainerRuntime):
         connection, self._connection = self._connection, None
         if connection is None:
             return
+        self.remove_pending(log)
         try:
             connection.engine.close()
         finally:
