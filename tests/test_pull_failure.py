@@ -43,14 +43,7 @@ def test_docker_hub_images_name_docker_io() -> None:
     )
 
 
-WIRING = (
-    "the docker and podman engines still word pull failures themselves; the lead wires "
-    "pull_failure_message into the container layer (notes/issue-11.md)"
-)
-
-
 @pytest.mark.skipif(registry_tools_missing() is not None, reason=registry_tools_missing() or "")
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_docker_names_the_image_registry_and_missing_login(
     registry: TestRegistry, absent: str, home: Path
 ) -> None:
@@ -62,7 +55,6 @@ def test_docker_names_the_image_registry_and_missing_login(
 
 
 @pytest.mark.skipif(registry_tools_missing() is not None, reason=registry_tools_missing() or "")
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_a_refused_login_names_the_image_and_registry(
     registry: TestRegistry, absent: str, home: Path
 ) -> None:

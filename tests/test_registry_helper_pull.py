@@ -145,11 +145,6 @@ def _login(registry: TestRegistry) -> str:
     return json.dumps({"name": registry.host, "user": registry.username, "password": registry.password})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docker-py parses ~/.docker/config.json itself when the docker plugin creates its client "
-    "(binascii.Error: Incorrect padding); the plugin change is described in notes/issue-11.md",
-)
 def test_a_broken_home_docker_config_does_not_stop_the_docker_runtime(
     registry: TestRegistry, absent: str, home: Path
 ) -> None:

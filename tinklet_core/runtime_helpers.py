@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from tinklet_core.errors import ActionInterrupted
-from tinklet_core.model import Outcome, State
+from tinklet_core.model import Outcome, PullPhase, PullProgress, State
 from tinklet_core.redaction import mask_secret
 from tinklet_core.runtime import ActionContext, WaitResult, wait_for_exit
 
@@ -108,13 +108,21 @@ def pull_within_deadline(context: ActionContext, image: str, pull: Callable[[], 
 
     ``None`` once the image is pulled (a failed pull's exception is raised again); a TIMEOUT
     outcome when the deadline passes first; :class:`ActionInterrupted` on shutdown. A pull the
-    action gave up on finishes (or fails) on its own in its daemon thread.
+    action gave up on finishes (or fails) on its own in its daemon thread. The pull's
+    ``STARTED`` and its ``FINISHED`` or ``FAILED`` go to ``context.pull_progress``.
     """
+    context.pull_progress(PullProgress(image, PullPhase.STARTED))
     call = Background(pull, name=f"pull {image}")
     waited = wait_for_exit(call.done, context)
     if waited is WaitResult.EXITED:
-        call.result()
+        try:
+            call.result()
+        except BaseException:
+            context.pull_progress(PullProgress(image, PullPhase.FAILED))
+            raise
+        context.pull_progress(PullProgress(image, PullPhase.FINISHED))
         return None
+    context.pull_progress(PullProgress(image, PullPhase.FAILED))
     if waited is WaitResult.CANCELLED:
         raise ActionInterrupted(f"{context.action.label}: stopped while pulling {image}")
     return Outcome(State.TIMEOUT, reason=f"timed out after {context.action.timeout}s pulling {image}")

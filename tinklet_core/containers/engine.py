@@ -7,7 +7,7 @@ An engine adapter (Docker, Podman, a third party's containerd…) implements
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -31,6 +31,28 @@ class EngineFailure(TinkletError):
     """An engine call failed; ``str()`` is the one-line reason a FAILED Outcome carries."""
 
 
+class EngineUnreachable(EngineFailure):
+    """The engine (its daemon, socket or service) did not answer: the connection was refused,
+    reset or broken. Not the action's fault: the runtime waits for the engine to come back."""
+
+
+class ContainerGone(EngineFailure):
+    """The engine no longer knows the container (it was removed behind tinklet's back)."""
+
+
+class PullFailure(EngineFailure):
+    """The engine answered but the pull failed; ``reason`` is the engine's (or registry's) own
+    words, which :func:`tinklet_core.pull_failure.pull_failure_message` turns into the report."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+#: Called with each decoded event of an engine's pull stream (progress, layer done…).
+PullEvents = Callable[[Mapping[str, Any]], None]
+
+
 class OutputStream(Protocol):
     """A container's attached output, closable from another thread."""
 
@@ -49,8 +71,14 @@ class ContainerEngine(Protocol):
         """True when the engine has ``image`` locally."""
         ...
 
-    def pull(self, image: str, credentials: RegistryCredentials | None) -> None:
-        """Pull ``image`` (anonymously without ``credentials``); the registry's words on failure."""
+    def ping(self) -> None:
+        """Return when the engine answers; :class:`EngineUnreachable` when it does not."""
+
+    def pull(
+        self, image: str, credentials: RegistryCredentials | None, on_event: PullEvents | None = None
+    ) -> None:
+        """Pull ``image`` (anonymously without ``credentials``), handing each decoded stream event
+        to ``on_event``; :class:`PullFailure` with the registry's words when the pull fails."""
 
     def create(self, spec: ContainerSpec) -> str:
         """Create the container; its id."""
@@ -65,6 +93,15 @@ class ContainerEngine(Protocol):
 
     def wait(self, container: str) -> int:
         """Block until the container exits; its exit code."""
+        ...
+
+    def exit_code(self, container: str) -> int | None:
+        """The exit code of a container that exited, ``None`` while it runs;
+        :class:`ContainerGone` when the engine does not know it."""
+        ...
+
+    def logs(self, container: str) -> OutputStream:
+        """The container's complete output so far as frames (not followed)."""
         ...
 
     def oom_killed(self, container: str) -> bool:
@@ -108,20 +145,33 @@ def failing_as(
     connection_errors: tuple[type[BaseException], ...],
     service: str,
     tolerate: tuple[int, ...] = (),
+    gone: bool = False,
+    http_status: bool = False,
 ) -> Iterator[None]:
     """Turn a client library's exceptions inside the block into ``EngineFailure("WHAT: reason")``.
 
-    An API error keeps the engine's words (``explanation`` when it has one); one whose HTTP
-    ``status_code`` is in ``tolerate`` ends the block quietly. A connection error says
-    ``SERVICE is not reachable`` with the operating system's words. ``secret`` is masked.
+    An API error keeps the engine's words (``explanation`` when it has one, after ``HTTP N:``
+    with ``http_status``); one whose HTTP ``status_code`` is in ``tolerate`` ends the block
+    quietly; a 404 is :class:`ContainerGone` when ``gone`` is set. A connection error (also an
+    API error with no HTTP status that a connection error caused, as podman-py raises) is
+    :class:`EngineUnreachable` and says ``SERVICE is not reachable`` with the operating system's
+    words. ``secret`` is masked.
     """
     try:
         yield
     except api_errors as exc:
-        if getattr(exc, "status_code", None) in tolerate:
+        status = getattr(exc, "status_code", None)
+        cause = exc.__cause__
+        if status is None and cause is not None and isinstance(cause, (*connection_errors, OSError)):
+            words = f"{service} is not reachable: {innermost_reason(cause)}"
+            raise EngineUnreachable(without_secret(f"{what}: {words}", secret)) from None
+        if status in tolerate:
             return
         words = one_line(getattr(exc, "explanation", None) or exc)
-        raise EngineFailure(without_secret(f"{what}: {words}", secret)) from None
+        if http_status and status is not None:
+            words = f"HTTP {status}: {words}"
+        failure = ContainerGone if gone and status == 404 else EngineFailure
+        raise failure(without_secret(f"{what}: {words}", secret)) from None
     except connection_errors as exc:
         words = f"{service} is not reachable: {innermost_reason(exc)}"
-        raise EngineFailure(without_secret(f"{what}: {words}", secret)) from None
+        raise EngineUnreachable(without_secret(f"{what}: {words}", secret)) from None

@@ -9,9 +9,19 @@ code while the calling thread watches the deadline and shutdown. It kills at the
 (TIMEOUT) or on shutdown (:class:`~tinklet_core.errors.ActionInterrupted`), always removes the
 container, and on opening removes what a crashed run of the same agent left.
 
+The engine may go away and come back (a restarted dockerd, a Podman service that died): an
+engine call that finds it unreachable (:class:`~tinklet_core.containers.engine.EngineUnreachable`)
+is not the action's failure. Before the container exists, the runtime waits for the engine
+(:func:`~tinklet_core.containers.outage.await_engine`) and then runs the action; once it
+runs, the runtime waits for the engine, finds the container again and reports its real exit
+code and output (read from the container's stored log), or FAILED "engine lost the container"
+when the engine no longer knows it. All of it within the action's deadline and shutdown.
+A container that could not be removed while the engine was away is removed before the next
+action starts.
+
 An engine plugin subclasses it, passing its engine, and overrides only its quirks:
 :meth:`ContainerRuntime.resolve_image`, :meth:`ContainerRuntime.pull_refused`,
-:meth:`ContainerRuntime.create_and_start`, :meth:`ContainerRuntime.after_exit` and
+:meth:`ContainerRuntime.create_and_start`, :meth:`ContainerRuntime.revive_engine` and
 :meth:`ContainerRuntime.close`.
 """
 
@@ -23,12 +33,22 @@ import secrets
 from pathlib import Path
 
 from tinklet_core.action_failure import failure_directory, with_action_failure
-from tinklet_core.containers.engine import ContainerEngine, EngineFailure, OutputStream
+from tinklet_core.containers.engine import (
+    ContainerEngine,
+    ContainerGone,
+    EngineFailure,
+    EngineUnreachable,
+    OutputStream,
+    PullFailure,
+)
+from tinklet_core.containers.outage import await_engine
 from tinklet_core.containers.output import OutputLines
 from tinklet_core.containers.spec import Ulimit, container_spec
 from tinklet_core.errors import ActionInterrupted
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Outcome, State
+from tinklet_core.pull_failure import pull_failure_message
+from tinklet_core.pull_stream import PullStreamProgress
 from tinklet_core.runtime import ActionContext, PullPolicy, RuntimeSettings, WaitResult, wait_for_exit
 from tinklet_core.runtime_helpers import Background, exit_outcome, pull_within_deadline
 
@@ -52,6 +72,8 @@ class ContainerRuntime:
         #: False when the engine may run on another host, where a local directory cannot be
         #: bind-mounted: actions then get no ``/tinkerbell`` (see :mod:`tinklet_core.action_failure`).
         self.engine_sees_host_files = True
+        #: Containers whose removal failed while the engine was away; removed before the next action.
+        self._unremoved: set[str] = set()
         if settings.agent_id:
             self._remove_leftovers(settings.agent_id)
 
@@ -69,8 +91,15 @@ class ContainerRuntime:
         return self.engine.containers(self.settings.agent_id or None)
 
     def close(self) -> None:
-        """Close the engine connection."""
+        """Remove what could not be removed while the engine was away, close the connection."""
+        self.remove_pending(self.log)
         self.engine.close()
+
+    def remove_pending(self, log: logging.Logger) -> None:
+        """Remove the containers earlier removals left while the engine was away (kept for the
+        next try when the engine is still away)."""
+        for container in sorted(self._unremoved):
+            self._remove(log, container)
 
     # What an engine plugin may override.
 
@@ -82,8 +111,9 @@ class ContainerRuntime:
         """Why ``image`` can never be pulled (it is local to this engine), or ``None``."""
         return None
 
-    def after_exit(self, context: ActionContext, container: str, lines: OutputLines) -> None:
-        """Called once the container exited and its live output ended (nothing by default)."""
+    def revive_engine(self) -> None:
+        """Called while waiting for an unreachable engine, before each ping: bring it back if
+        this plugin can (nothing by default; Podman restarts the service it started)."""
 
     def create_and_start(
         self, context: ActionContext, image: str, failure_dir: Path | None = None
@@ -108,7 +138,7 @@ class ContainerRuntime:
         except EngineFailure:
             if output is not None:
                 output.close()
-            self._remove(context, container)
+            self._remove(context.log, container)
             raise
         return container, output
 
@@ -116,12 +146,34 @@ class ContainerRuntime:
 
     @hookimpl
     def tinklet_execute_action(self, context: ActionContext) -> Outcome:
-        """Pull the image if the policy says so, run the container, stream its output, report."""
+        """Pull the image if the policy says so, run the container, stream its output, report.
+
+        While the engine is unreachable before the container exists, wait for it (within the
+        deadline) and start over; nothing is created once tinklet is shutting down.
+        """
         try:
-            image = self.resolve_image(context.action.image)
-            return self._pull(context, image) or self._run(context, image)
+            while True:
+                try:
+                    return self._attempt(context)
+                except EngineUnreachable as lost:
+                    waited = self._await_engine(context, lost)
+                    if waited is WaitResult.CANCELLED:
+                        stopped = f"{context.action.label}: stopped while the engine was away"
+                        raise ActionInterrupted(stopped) from None
+                    if waited is WaitResult.TIMED_OUT:
+                        reason = f"timed out after {context.action.timeout}s waiting for the engine ({lost})"
+                        return Outcome(State.TIMEOUT, reason=reason)
         except EngineFailure as exc:
             return Outcome(State.FAILED, reason=str(exc))
+
+    def _await_engine(self, context: ActionContext, lost: EngineUnreachable) -> WaitResult:
+        # self.engine is looked up at every ping: revive_engine may replace it.
+        return await_engine(context, lost, lambda: self.engine.ping(), self.revive_engine, self.log)
+
+    def _attempt(self, context: ActionContext) -> Outcome:
+        self.remove_pending(context.log)
+        image = self.resolve_image(context.action.image)
+        return self._pull(context, image) or self._run(context, image)
 
     def _pull(self, context: ActionContext, image: str) -> Outcome | None:
         """``None`` when the image is ready, else the action's outcome (failed pull, timeout)."""
@@ -134,34 +186,61 @@ class ContainerRuntime:
         if policy is PullPolicy.NEVER:
             return Outcome(State.FAILED, reason=f"image {image} not present and pull policy is never")
         credentials = context.registry_credentials(image)
-        return pull_within_deadline(context, image, lambda: self.engine.pull(image, credentials))
+        progress = PullStreamProgress(image, context.pull_progress)
+        try:
+            return pull_within_deadline(
+                context, image, lambda: self.engine.pull(image, credentials, progress.feed)
+            )
+        except PullFailure as exc:
+            return Outcome(State.FAILED, reason=pull_failure_message(image, exc.reason, credentials))
 
     def _run(self, context: ActionContext, image: str) -> Outcome:
+        if context.cancelled.is_set():  # nothing is created once tinklet is stopping
+            raise ActionInterrupted(f"{context.action.label}: stopped before its container was created")
         local = self.engine_sees_host_files
         with failure_directory() if local else contextlib.nullcontext() as failure_dir:
             container, output = self.create_and_start(context, image, failure_dir)
             try:
                 outcome = self._watch(context, container, output)
+            except EngineUnreachable as exc:  # the container ran: never start the action again
+                raise EngineFailure(str(exc)) from None
             finally:
                 output.close()
-                self._remove(context, container)
+                self._remove(context.log, container)
             return with_action_failure(outcome, failure_dir) if failure_dir else outcome
 
-    def _remove(self, context: ActionContext, container: str) -> None:
+    def _remove(self, log: logging.Logger, container: str) -> None:
         try:
             self.engine.remove(container)
+        except EngineUnreachable as exc:
+            self._unremoved.add(container)
+            log.warning("could not remove container %s yet: %s", container[:12], exc)
         except EngineFailure as exc:
-            context.log.warning("could not remove container %s: %s", container[:12], exc)
+            log.warning("could not remove container %s: %s", container[:12], exc)
+        else:
+            self._unremoved.discard(container)
 
     def _watch(self, context: ActionContext, container: str, output: OutputStream) -> Outcome:
         lines = OutputLines(context.write_output)
-        watcher = Background(
+        watcher: Background[int] = Background(
             lambda: self._stream_then_wait(container, output, lines), name=f"watch {container[:12]}"
         )
-        waited = wait_for_exit(watcher.done, context)
-        if waited is WaitResult.EXITED:
-            code = watcher.result()
-            self.after_exit(context, container, lines)
+        while True:
+            waited = wait_for_exit(watcher.done, context)
+            if waited is not WaitResult.EXITED:
+                break
+            code: int | None
+            try:
+                code = watcher.result()
+            except EngineUnreachable as lost:
+                lines.broken = True
+                waited, code = self._ride_out(context, container, lost)
+                if waited is not WaitResult.EXITED:
+                    break
+            if code is None:  # still running after an outage: wait again (output is read after exit)
+                watcher = Background(lambda: self.engine.wait(container), name=f"wait {container[:12]}")
+                continue
+            self._catch_up(context, container, lines)
             return exit_outcome(code, lambda: self.engine.oom_killed(container))
         self._kill(context, container, waited)
         if not watcher.join(STOP_GRACE_SECONDS):
@@ -170,11 +249,51 @@ class ContainerRuntime:
             raise ActionInterrupted(f"{context.action.label}: stopped because tinklet is shutting down")
         return Outcome(State.TIMEOUT, reason=f"timed out after {context.action.timeout}s")
 
+    def _ride_out(
+        self, context: ActionContext, container: str, lost: EngineUnreachable
+    ) -> tuple[WaitResult, int | None]:
+        """Wait for the engine to come back, then ask it for the container's exit code (``None``
+        while it runs); an engine that goes away again is waited for again."""
+        while True:
+            waited = self._await_engine(context, lost)
+            if waited is not WaitResult.EXITED:
+                return waited, None
+            try:
+                return waited, self._exit_code_after_outage(container)
+            except EngineUnreachable as again:
+                lost = again
+
+    def _exit_code_after_outage(self, container: str) -> int | None:
+        """The container's exit code once the engine is back, ``None`` while it still runs;
+        :class:`EngineFailure` "engine lost the container" when the engine does not know it."""
+        try:
+            return self.engine.exit_code(container)
+        except ContainerGone:
+            raise EngineFailure(f"engine lost the container {container[:12]} while it was away") from None
+
+    def _catch_up(self, context: ActionContext, container: str, lines: OutputLines) -> None:
+        """When the live stream broke, emit what it missed from the container's stored log."""
+        if not lines.broken:
+            return
+        try:
+            stored = self.engine.logs(container)
+            try:
+                missed = lines.catch_up(stored)
+            finally:
+                stored.close()
+        except Exception as exc:  # the outcome stands without the log
+            context.log.warning("could not read the log of container %s: %s", container[:12], exc)
+            return
+        if missed:
+            context.log.warning(
+                "%d output lines the live stream missed were read from the container log", missed
+            )
+
     def _stream_then_wait(self, container: str, output: OutputStream, lines: OutputLines) -> int:
         """Feed the output frames to ``lines`` until the stream ends; then the exit code.
 
-        A broken stream is only logged (``lines.broken`` tells :meth:`after_exit`): the wait
-        still gives the exit code.
+        A broken stream is only logged (``lines.broken`` has :meth:`_catch_up` read the stored
+        log after exit): the wait still gives the exit code.
         """
         try:
             lines.feed_all(output)
@@ -184,10 +303,13 @@ class ContainerRuntime:
         return self.engine.wait(container)
 
     def _kill(self, context: ActionContext, container: str, why: WaitResult) -> None:
-        """Kill the container at the deadline or on shutdown. On shutdown a failed kill is only
-        logged (the container is removed next anyway); at a deadline it fails the action."""
+        """Kill the container at the deadline or on shutdown. On shutdown, or with the engine
+        away, a failed kill is only logged (the container is removed next, or once the engine is
+        back); at a deadline any other failure fails the action."""
         try:
             self.engine.kill(container)
+        except EngineUnreachable as exc:
+            context.log.warning("could not kill container %s: %s", container[:12], exc)
         except EngineFailure as exc:
             if why is not WaitResult.CANCELLED:
                 raise

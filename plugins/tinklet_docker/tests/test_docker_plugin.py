@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from docker_support import IMAGE, SocketProxy, make_action, make_run, run_in_thread
+from docker_support import IMAGE, SocketProxy, make_action, make_run
 from tinklet_docker import DockerRuntime, tinklet_runtimes
 from tinklet_docker.engine import tinklet_containers
 
@@ -104,29 +103,3 @@ def test_the_runtime_reaches_the_daemon_named_by_the_docker_host_option(
     finally:
         runtime.close()
         proxy.stop()
-
-
-def test_a_daemon_that_dies_mid_action_fails_the_action_with_one_line(
-    tmp_path: Path, agent_id: str, docker_api: Any
-) -> None:
-    proxy = SocketProxy(tmp_path / "docker.sock")
-    runtime = DockerRuntime(RuntimeSettings(agent_id=agent_id, options={"docker_host": proxy.url}))
-    action = make_action(agent_id, ["sh", "-c", "echo running; sleep 60"])
-    run = make_run(action)
-    running = run.printed("running")
-    try:
-        thread, result = run_in_thread(runtime, run)
-        assert running.wait(15)
-        proxy.stop()
-        started = time.monotonic()
-        thread.join(15)
-        assert not thread.is_alive() and time.monotonic() - started < 15
-        outcome = result[0]
-        assert outcome.state is State.FAILED
-        assert "is not reachable" in outcome.reason and "\n" not in outcome.reason
-    finally:
-        runtime.close()
-        proxy.stop()
-        # The dead "daemon" could not remove the container; the real one can.
-        for name in docker_api.containers(all=True, filters={"label": f"tinklet.action={action.action_id}"}):
-            docker_api.remove_container(name["Id"], force=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import time
 import uuid
@@ -15,7 +16,7 @@ from docker_support import IMAGE, delete_layers_with, make_action, make_run, run
 from tinklet_docker import DockerRuntime
 
 from tinklet_core.errors import ActionInterrupted
-from tinklet_core.model import RegistryCredentials, State
+from tinklet_core.model import PullPhase, PullProgress, RegistryCredentials, State
 from tinklet_core.runtime import PullPolicy
 from tinklet_core.testing.registry import TestRegistry
 
@@ -117,7 +118,8 @@ def test_a_wrong_password_fails_with_the_registrys_words_and_never_the_password(
     run = make_run(make_action(agent_id, ["true"], image=pushed[0]), credentials=login(registry, wrong))
     outcome = runtime.tinklet_execute_action(run.context)
     assert outcome.state is State.FAILED
-    assert outcome.reason == "image pull failed: unauthorized: authentication required"
+    where = f"{pushed[0]} from {registry.host}"
+    assert outcome.reason == f"image pull failed: {where}: unauthorized: authentication required"
     assert wrong not in outcome.reason and registry.password not in outcome.reason
 
 
@@ -129,7 +131,33 @@ def test_an_error_in_the_middle_of_a_pull_fails_the_action(
     delete_layers_with(registry.root / "storage", "marker")
     run = make_run(make_action(agent_id, ["true"], image=pushed[0]), credentials=login(registry))
     outcome = runtime.tinklet_execute_action(run.context)
-    assert (outcome.state, outcome.reason) == (State.FAILED, "image pull failed: unknown blob")
+    reason = f"image pull failed: {pushed[0]} from {registry.host}: unknown blob"
+    assert (outcome.state, outcome.reason) == (State.FAILED, reason)
+
+
+def test_a_pull_is_reported_started_with_progress_then_finished(
+    runtime: DockerRuntime, agent_id: str, registry: TestRegistry, pushed: tuple[str, str]
+) -> None:
+    records: list[PullProgress] = []
+    run = make_run(make_action(agent_id, ["true"], image=pushed[0]), credentials=login(registry))
+    context = dataclasses.replace(run.context, pull_progress=records.append)
+    assert runtime.tinklet_execute_action(context).state is State.SUCCESS
+    phases = [record.phase for record in records]
+    assert phases[0] is PullPhase.STARTED and phases[-1] is PullPhase.FINISHED
+    assert PullPhase.PROGRESS in phases and PullPhase.FAILED not in phases
+    assert {record.image for record in records} == {pushed[0]}
+    assert records[-1].at - records[0].at > 0  # observers time the pull from these two
+
+
+def test_a_refused_pull_is_reported_started_then_failed(
+    runtime: DockerRuntime, agent_id: str, registry: TestRegistry, pushed: tuple[str, str]
+) -> None:
+    records: list[PullProgress] = []
+    wrong = login(registry, "wrong-" + uuid.uuid4().hex)
+    run = make_run(make_action(agent_id, ["true"], image=pushed[0]), credentials=wrong)
+    context = dataclasses.replace(run.context, pull_progress=records.append)
+    assert runtime.tinklet_execute_action(context).state is State.FAILED
+    assert [record.phase for record in records] == [PullPhase.STARTED, PullPhase.FAILED]
 
 
 @pytest.fixture

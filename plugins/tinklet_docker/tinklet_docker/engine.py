@@ -12,9 +12,12 @@ container that prints nothing for a minute would break its own output stream.
 
 from __future__ import annotations
 
+import binascii
+import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
+from unittest import mock
 
 import docker
 from docker.errors import APIError, DockerException
@@ -25,16 +28,24 @@ from tinklet_core.containers.engine import (
     STDERR,
     STDOUT,
     EngineFailure,
+    PullEvents,
+    PullFailure,
     failing_as,
     label_filter,
     pull_error,
 )
+from tinklet_core.containers.frames import read_frames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
+
+#: What docker-py raises when it cannot read the logins of ``~/.docker/config.json`` itself.
+UNREADABLE_CONFIG = (binascii.Error, ValueError, UnicodeDecodeError)
+
+log = logging.getLogger("tinklet.docker")
 
 __all__ = ["DEFAULT_URL", "DockerEngine", "pull_error", "tinklet_containers"]
 
@@ -66,6 +77,20 @@ class DemuxedStream:
         self._stream.close()
 
 
+class DemuxedFrames:
+    """A multiplexed HTTP response (a container's stored log) as ``(stream, payload)`` frames."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        return read_frames(self._response.raw)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._response.close()
+
+
 class DockerEngine:
     """One Docker daemon, reached at ``url``; constructing it checks that the daemon answers."""
 
@@ -82,16 +107,36 @@ class DockerEngine:
             raise RuntimeUnavailable(f"docker daemon at {url} is not reachable: {reason}") from exc
 
     def _client(self, **kwargs: Any) -> Any:
-        client = docker.APIClient(base_url=self.url, **kwargs)
+        """A low-level client. docker-py reads ``~/.docker/config.json`` itself when it builds
+        one (tinklet never uses those logins: every pull passes its own); when that file is
+        broken, warn naming it and build the client without reading it."""
+        try:
+            client = docker.APIClient(base_url=self.url, **kwargs)
+        except UNREADABLE_CONFIG as exc:
+            path = docker.utils.config.find_config_file() or "~/.docker/config.json"
+            log.warning("ignoring docker config %s for docker-py's own reader: %s", path, one_line(exc))
+            with (
+                mock.patch("docker.api.client.config.load_general_config", return_value={}),
+                mock.patch("docker.api.client.auth.load_config", return_value=docker.auth.AuthConfig({})),
+            ):
+                client = docker.APIClient(base_url=self.url, **kwargs)
         self._clients.append(client)
         return client
 
     def failing_as(
-        self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = ()
+        self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = (), gone: bool = False
     ) -> AbstractContextManager[None]:
-        """docker-py's exceptions inside the block become ``EngineFailure("WHAT: reason")``."""
-        errors = {"api_errors": (APIError,), "connection_errors": (DockerException, RequestException)}
-        return failing_as(what, secret, service=f"docker daemon at {self.url}", tolerate=tolerate, **errors)
+        """docker-py's exceptions inside the block become ``EngineFailure("WHAT: reason")``
+        (see :func:`tinklet_core.containers.engine.failing_as`)."""
+        return failing_as(
+            what, secret, api_errors=(APIError,), connection_errors=(DockerException, RequestException),
+            service=f"docker daemon at {self.url}", tolerate=tolerate, gone=gone,
+        )  # fmt: skip
+
+    def ping(self) -> None:
+        """Return when the daemon answers (:class:`EngineUnreachable` when it does not)."""
+        with self.failing_as("ping failed"):
+            self.api.ping()
 
     def image_present(self, image: str) -> bool:
         """True when the daemon has ``image`` (by name, tag or digest)."""
@@ -102,8 +147,11 @@ class DockerEngine:
                 return False
         return True
 
-    def pull(self, image: str, credentials: RegistryCredentials | None) -> None:
-        """Pull ``image``; a registry error fails with the registry's words (no password).
+    def pull(
+        self, image: str, credentials: RegistryCredentials | None, on_event: PullEvents | None = None
+    ) -> None:
+        """Pull ``image``, handing each stream event to ``on_event``; :class:`PullFailure` with
+        the registry's words (no password) when it fails.
 
         The low-level stream is read to its end because docker reports most pull failures as
         an ``{"error": …}`` line in a successful HTTP response. Without ``credentials`` the pull
@@ -112,11 +160,19 @@ class DockerEngine:
         """
         auth = {"username": credentials.username, "password": credentials.password} if credentials else {}
         secret = credentials.password if credentials else None
-        with self.failing_as("image pull failed", secret):
-            for event in self.api.pull(image, stream=True, decode=True, auth_config=auth):
-                error = pull_error(event)
-                if error:
-                    raise EngineFailure(without_secret(f"image pull failed: {one_line(error)}", secret))
+        error = None
+        with self.failing_as("image pull failed", secret):  # an unreachable daemon is no pull failure
+            try:
+                for event in self.api.pull(image, stream=True, decode=True, auth_config=auth):
+                    error = pull_error(event)
+                    if error:
+                        break
+                    if on_event is not None and isinstance(event, dict):
+                        on_event(event)
+            except APIError as exc:
+                error = str(exc.explanation or exc)
+        if error:
+            raise PullFailure(without_secret(one_line(error), secret))
 
     def create(self, spec: ContainerSpec) -> str:
         """Create the container; returns its id."""
@@ -158,6 +214,22 @@ class DockerEngine:
         with self.failing_as("waiting for the container failed"):
             status = self.stream_api.wait(container)
         return int(status.get("StatusCode", -1))
+
+    def exit_code(self, container: str) -> int | None:
+        """The exit code once the container exited, ``None`` while it runs; ContainerGone if unknown."""
+        with self.failing_as("container inspect failed", gone=True):
+            state = self.api.inspect_container(container)["State"]
+        return None if state.get("Running") or state.get("Restarting") else int(state.get("ExitCode", -1))
+
+    def logs(self, container: str) -> DemuxedFrames:
+        """The container's complete stored output so far, as frames (not followed, not buffered)."""
+        params = {"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0}
+        with self.failing_as("reading the container log failed"):
+            response = self.stream_api._get(
+                self.api._url("/containers/{0}/logs", container), params=params, stream=True
+            )
+            self.api._raise_for_status(response)
+        return DemuxedFrames(response)
 
     def oom_killed(self, container: str) -> bool:
         """True when the kernel's out-of-memory killer ended the container (False if unknown)."""

@@ -22,7 +22,7 @@ Docker, the plugin makes up for it:
   (:mod:`tinklet_podman.ulimits`). ``default_ulimits = []`` in containers.conf avoids the retry.
 - **Lost log lines.** Podman 4.3.1 drops lines when following a fast writer's logs; the runtime
   attaches before start instead, and when that live stream breaks it completes the output from
-  the container's stored log after exit (:meth:`PodmanRuntime.after_exit`).
+  the container's stored log after exit (the shared runtime does, through ``PodmanEngine.logs``).
 - **Pull failures are not raised** by podman-py; the pull stream's error event is turned into a
   FAILED action with the registry's words (:mod:`tinklet_podman.engine`).
 - Containers log with Podman's ``k8s-file`` driver whatever the host default is, so the

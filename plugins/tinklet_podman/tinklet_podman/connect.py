@@ -67,3 +67,20 @@ def _connected(url: str, service: PodmanService | None, how: str) -> Connection:
         raise RuntimeUnavailable(f"Podman at {url} is not usable: {exc}") from None
     log.info("using Podman %s at %s (%s)", version, url, how)
     return Connection(engine, service, how)
+
+
+def restart_service(binary: str, proxy: ProxySettings | None = None) -> Connection | None:
+    """Start a new private service after the one tinklet started died (pulling through
+    ``proxy``, like the first); ``None`` (logged) when it cannot start yet, so the caller tries
+    again later."""
+    try:
+        service = PodmanService.start(binary, probe, proxy=proxy)
+    except RuntimeUnavailable as exc:
+        log.warning("restarting the podman system service failed: %s", exc)
+        return None
+    try:
+        return _connected(service.url, service, f"restarted by tinklet (pid {service.pid})")
+    except RuntimeUnavailable as exc:
+        service.stop()
+        log.warning("the restarted podman system service is not usable: %s", exc)
+        return None

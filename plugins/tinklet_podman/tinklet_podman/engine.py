@@ -31,7 +31,15 @@ from podman import PodmanClient
 from podman.errors import APIError, PodmanError
 from requests.exceptions import RequestException
 
-from tinklet_core.containers.engine import ALREADY_GONE, EngineFailure, failing_as, label_filter, pull_error
+from tinklet_core.containers.engine import (
+    ALREADY_GONE,
+    EngineFailure,
+    PullEvents,
+    PullFailure,
+    failing_as,
+    label_filter,
+    pull_error,
+)
 from tinklet_core.containers.frames import read_frames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.model import RegistryCredentials
@@ -85,14 +93,20 @@ class PodmanEngine:
         self.client = PodmanClient(base_url=url)
 
     def failing_as(
-        self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = ()
+        self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = (), gone: bool = False
     ) -> AbstractContextManager[None]:
-        """podman-py's exceptions inside the block become ``EngineFailure("WHAT: reason")``."""
+        """podman-py's exceptions inside the block become ``EngineFailure("WHAT: reason")``
+        (see :func:`tinklet_core.containers.engine.failing_as`)."""
         connection_errors = (PodmanError, RequestException, OSError)
         return failing_as(
             what, secret, api_errors=(APIError,), connection_errors=connection_errors,
-            service=f"Podman at {self.url}", tolerate=tolerate,
+            service=f"Podman at {self.url}", tolerate=tolerate, gone=gone, http_status=True,
         )  # fmt: skip
+
+    def ping(self) -> None:
+        """Return when the service answers (:class:`EngineUnreachable` when it does not)."""
+        with self.failing_as("ping failed"):
+            self.client.api.get("/_ping", timeout=PROBE_TIMEOUT).raise_for_status()
 
     def version(self) -> str:
         """The service's Podman version, for the log."""
@@ -106,8 +120,11 @@ class PodmanEngine:
         with self.failing_as(f"image lookup failed for {reference}"):
             return bool(self.client.images.exists(reference))
 
-    def pull(self, reference: str, credentials: RegistryCredentials | None) -> None:
-        """Pull ``reference``; a refusal fails with the registry's words (never the password).
+    def pull(
+        self, reference: str, credentials: RegistryCredentials | None, on_event: PullEvents | None = None
+    ) -> None:
+        """Pull ``reference``, handing each stream event to ``on_event``; :class:`PullFailure`
+        with the registry's words (never the password) when it fails.
 
         Without ``credentials`` the pull is anonymous as far as tinklet is concerned (the
         service may still use its own auth file).
@@ -115,16 +132,21 @@ class PodmanEngine:
         auth = {"username": credentials.username, "password": credentials.password} if credentials else None
         secret = credentials.password if credentials else None
         error = ""
-        with self.failing_as("image pull failed", secret):
-            events: Iterable[Any] = self.client.images.pull(  # type: ignore[assignment]
-                reference, auth_config=auth, stream=True, decode=True
-            )
-            for event in events:
-                error = pull_error(event) or error
+        with self.failing_as("image pull failed", secret):  # an unreachable service is no pull failure
+            try:
+                events: Iterable[Any] = self.client.images.pull(  # type: ignore[assignment]
+                    reference, auth_config=auth, stream=True, decode=True
+                )
+                for event in events:
+                    error = pull_error(event) or error
+                    if on_event is not None and isinstance(event, dict):
+                        on_event(event)
+            except APIError as exc:
+                error = str(getattr(exc, "explanation", None) or exc)
             if not error and not self.client.images.exists(reference):
                 error = f"{reference} is not present after the pull"
         if error:
-            raise EngineFailure(without_secret(f"image pull failed: {one_line(error)}", secret))
+            raise PullFailure(without_secret(one_line(error), secret))
 
     def create(self, spec: ContainerSpec) -> str:
         """Create the container; returns its id."""
@@ -187,6 +209,14 @@ class PodmanEngine:
             response = self.client.api.post(f"/containers/{container}/wait", params={"interval": WAIT_POLL})
             response.raise_for_status()
             return int(response.json())
+
+    def exit_code(self, container: str) -> int | None:
+        """The exit code once the container exited, ``None`` while it runs; ContainerGone if unknown."""
+        with self.failing_as("container inspect failed", gone=True):
+            response = self.client.api.get(f"/containers/{container}/json", timeout=SHORT_CALL_TIMEOUT)
+            response.raise_for_status()
+            state = response.json().get("State", {})
+        return None if state.get("Running") or state.get("Restarting") else int(state.get("ExitCode", -1))
 
     def oom_killed(self, container: str) -> bool:
         """True when the kernel's out-of-memory killer ended the container (False if unknown)."""

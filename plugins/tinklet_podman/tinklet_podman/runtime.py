@@ -8,18 +8,17 @@ constructed, that is only when ``--runtime podman`` was chosen.
 Action execution is :class:`~tinklet_core.containers.runtime.ContainerRuntime`'s; this class
 adds only what is Podman's own: the service it reaches or starts, image-name resolution
 (:mod:`tinklet_podman.images`, ``localhost/`` images never pulled), the retry with explicit
-ulimits (:mod:`tinklet_podman.ulimits`), and reading the complete log after exit when the live
-stream broke.
+ulimits (:mod:`tinklet_podman.ulimits`), and restarting the service it started when it dies.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tinklet_core.containers.engine import EngineFailure, OutputStream
-from tinklet_core.containers.output import OutputLines
 from tinklet_core.containers.runtime import ContainerRuntime
 from tinklet_core.runtime import ActionContext, RuntimeSettings
 from tinklet_podman.images import is_local_only, resolve_image
@@ -30,6 +29,18 @@ if TYPE_CHECKING:
     from tinklet_podman.engine import PodmanEngine
 
 log = logging.getLogger("tinklet.podman")
+
+#: How long a process that may be dying gets to finish before it counts as alive.
+DYING_GRACE = 0.1
+
+
+def exit_status(process: subprocess.Popen[bytes]) -> int | None:
+    """The exit status of ``process``, ``None`` while it lives. A killed multi-threaded process
+    (the Podman service is Go) is not reaped until its last thread ends: give it a moment."""
+    try:
+        return process.wait(DYING_GRACE)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 class PodmanRuntime(ContainerRuntime):
@@ -48,6 +59,8 @@ class PodmanRuntime(ContainerRuntime):
     def __init__(self, settings: RuntimeSettings) -> None:
         from tinklet_podman.connect import connect
 
+        self._binary = str(settings.options.get("podman_binary") or "podman")
+        self._proxy = settings.proxy
         self._connection: Connection | None = connect(settings.options, settings.proxy)
         try:
             super().__init__(settings, self._connection.engine, log)
@@ -71,12 +84,49 @@ class PodmanRuntime(ContainerRuntime):
         connection, self._connection = self._connection, None
         if connection is None:
             return
+        self.remove_pending(log)
         try:
             connection.engine.close()
         finally:
-            if connection.service is not None:
-                connection.service.stop()
-                log.info("stopped the podman system service tinklet started (pid %d)", connection.service.pid)
+            service = connection.service
+            if service is not None:
+                status = exit_status(service.process)
+                service.stop()
+                if status is None:
+                    log.info("stopped the podman system service tinklet started (pid %d)", service.pid)
+                else:
+                    log.warning(
+                        "the podman system service tinklet started (pid %d) had already exited "
+                        "(status %d): %s", service.pid, status, service.stderr_tail(),
+                    )  # fmt: skip
+
+    def revive_engine(self) -> None:
+        """Restart the podman system service tinklet started when it died (supervision): a new
+        service on a new private socket, with the same containers (Podman keeps them in its
+        store, and a container outlives the service that started it). Called from the thread
+        that runs actions, which (as the one that opened the runtime) must live as long as the
+        service: see the parent-death signal in :mod:`tinklet_podman.service`."""
+        from tinklet_podman.connect import restart_service
+
+        connection = self._connection
+        if connection is None or connection.service is None:
+            return
+        dead = connection.service
+        status = exit_status(dead.process)
+        if status is None:
+            return
+        log.warning(
+            "the podman system service tinklet started (pid %d) died (status %d): %s; restarting it",
+            dead.pid, status, dead.stderr_tail(),
+        )  # fmt: skip
+        revived = restart_service(self._binary, self._proxy)
+        if revived is None:
+            return  # logged; tried again at the next ping
+        dead.stop()  # removes the old socket's directory; the process is gone already
+        connection.engine.close()
+        self._connection = revived
+        self.engine = revived.engine
+        log.info("podman system service %s at %s", revived.how, revived.engine.url)
 
     def resolve_image(self, image: str) -> str:
         """``image`` fully qualified as Podman needs it (see :mod:`tinklet_podman.images`)."""
@@ -104,22 +154,3 @@ class PodmanRuntime(ContainerRuntime):
                 ", ".join(f"{u.name}={u.soft}:{u.hard}" for u in self.ulimits),
             )
         return super().create_and_start(context, image, failure_dir)
-
-    def after_exit(self, context: ActionContext, container: str, lines: OutputLines) -> None:
-        """When the live stream broke, read the exited container's complete log (Podman keeps
-        it in its ``k8s-file`` driver until removal) and emit what the stream missed."""
-        if not lines.broken:
-            return
-        try:
-            log_stream = self.engine.logs(container)
-            try:
-                missed = lines.catch_up(log_stream)
-            finally:
-                log_stream.close()
-        except Exception as exc:  # the outcome stands without the log
-            context.log.warning("could not read the log of container %s: %s", container[:12], exc)
-            return
-        if missed:
-            context.log.warning(
-                "%d output lines the live stream missed were read from the container log", missed
-            )
