@@ -2,7 +2,9 @@
 
 The whole contract of a runtime is here: pull per the pull policy with the registry hook's
 credentials, privilege per the setting, labels on what it creates, output streamed line by line,
-TIMEOUT at the deadline, ``ActionInterrupted`` on shutdown, and nothing left behind.
+TIMEOUT at the deadline, ``ActionInterrupted`` on shutdown, the proxy in the action's
+environment, the action's own failure reason and message (a private ``/tinkerbell`` directory,
+read by the core's :mod:`tinklet_core.action_failure`), and nothing left behind.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import uuid
 from pathlib import Path
 from typing import cast
 
+from tinklet_core.action_failure import CONTAINER_DIR, failure_directory, with_action_failure
 from tinklet_core.errors import ActionInterrupted, RuntimeUnavailable
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Action, Outcome, RegistryCredentials, State
+from tinklet_core.proxy import with_proxy_defaults
 from tinklet_core.runtime import (
     ActionContext,
     LineSplitter,
@@ -60,11 +64,18 @@ class DockerCliRuntime:
 
     @hookimpl
     def tinklet_execute_action(self, context: ActionContext) -> Outcome:
+        """Run the action with ``docker run``; the action may explain a failure in its
+        ``/tinkerbell`` directory, which is read after it ends and then removed."""
+        with failure_directory() as failure_dir:
+            return with_action_failure(self._run(context, failure_dir), failure_dir)
+
+    def _run(self, context: ActionContext, failure_dir: Path) -> Outcome:
         """Run the action with ``docker run``; kill it at the deadline or on shutdown."""
         name = f"tinklet-{uuid.uuid4().hex[:12]}"
         with tempfile.TemporaryDirectory(prefix="tinklet-dockercli-") as config:
             self._write_login(Path(config), self._login(context), image_registry(context.action.image))
-            command = [self._docker, "--config", config, "run", "--name", name, *self._flags(context.action)]
+            flags = ["--volume", f"{failure_dir}:{CONTAINER_DIR}", *self._flags(context.action)]
+            command = [self._docker, "--config", config, "run", "--name", name, *flags]
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
@@ -103,7 +114,7 @@ class DockerCliRuntime:
             flags.append("--privileged")
         elif self._settings.privilege is Privilege.ALL_CAPS:
             flags += ["--cap-add", "ALL"]
-        for key, value in action.env:
+        for key, value in with_proxy_defaults(action.env, self._settings.proxy):
             flags += ["--env", f"{key}={value}"]
         for volume in action.volumes:
             flags += ["--volume", f"{volume.source}:{volume.target}{':ro' if volume.read_only else ''}"]
