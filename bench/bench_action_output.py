@@ -105,7 +105,7 @@ def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[s
         settings,
         threading.Event(),
         WorkerOptions(log_output=output == "log"),
-        on_final=finals.append,
+        on_delivered=lambda event: finals.append(event) if event.state.is_final else None,
     )
     before = rss_mib()
     started = time.perf_counter()
