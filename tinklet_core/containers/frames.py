@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from contextlib import suppress
+from typing import Any, Protocol
 
 from tinklet_core.containers.engine import STDERR, STDOUT
 
@@ -77,3 +78,25 @@ def joined(frames: Iterable[tuple[int, bytes]], size: int | None = None) -> Iter
         length += len(payload)
     if parts:
         yield stream, b"".join(parts)
+
+
+class ResponseFrames:
+    """An engine's multiplexed HTTP response (attach or stored logs; requests/urllib3) as
+    ``(stream, payload)`` frames, for Docker's and Podman's adapters alike."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        return read_frames(self._response.raw)
+
+    def close(self) -> None:
+        """Close the connection; a read blocked in another thread returns."""
+        shutdown = getattr(self._response.raw, "shutdown", None)  # urllib3 >= 2.3
+        if shutdown is not None:
+            # Only unblocks a read in progress; refused (RuntimeError, ValueError) when there is
+            # none or the connection already went back to the pool. Closing is what matters.
+            with suppress(Exception):
+                shutdown()
+        with suppress(Exception):
+            self._response.close()

@@ -137,6 +137,30 @@ def abandoned(what: str, grace: float) -> TransportError:
     )
 
 
+def await_report(
+    future: grpc.Future,
+    what: str,
+    *,
+    cancelled: threading.Event,
+    grace: float,
+    connection: Connection[Any],
+    target: str,
+    tls: bool,
+) -> None:
+    """Wait for a status report's answer, for every protocol: raise :class:`TransportError` when
+    it was abandoned (``grace`` seconds after ``cancelled`` is set; retryable) or refused (the
+    connection is redialled after UNAVAILABLE; retryable unless the server will never take it)."""
+    if not wait_unless_cancelled(future, cancelled, grace):
+        raise abandoned(what, grace)
+    try:
+        future.result()
+    except grpc.FutureCancelledError:
+        raise abandoned(what, grace) from None
+    except grpc.RpcError as exc:
+        connection.failed(exc)
+        raise write_error(what, target, exc, tls=tls) from None
+
+
 def open_channel(
     target: str, credentials: grpc.ChannelCredentials | None, server_name: str | None = None
 ) -> grpc.Channel:

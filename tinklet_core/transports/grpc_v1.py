@@ -37,6 +37,7 @@ from typing import Any
 
 import grpc
 
+from tinklet_core.errors import TransportError
 from tinklet_core.log_safe import short_id
 from tinklet_core.model import Action, Event, State
 from tinklet_core.protocol import tink_v1_hardware_pb2 as hw_pb
@@ -46,7 +47,7 @@ from tinklet_core.protocol.tink_v1_services import V1_LEGACY_SERVICE, V1_SERVICE
 from tinklet_core.transports.grpc_common import (
     DEFAULT_REPORT_GRACE,
     Connection,
-    abandoned,
+    await_report,
     checked_action,
     collect_stream,
     connection_options,
@@ -54,7 +55,6 @@ from tinklet_core.transports.grpc_common import (
     status_code,
     timestamp,
     wait_unless_cancelled,
-    write_error,
 )
 
 V1_STATES: dict[State, pb.State] = {
@@ -317,18 +317,20 @@ class GrpcV1Transport:
         future = self._connection.stubs.workflow.ReportActionStatus.future(
             status_message(event, self._worker_id or self._identifier), timeout=self._call_timeout
         )
-        if not wait_unless_cancelled(future, self._cancelled, self._report_grace):
-            raise abandoned(what, self._report_grace)
         try:
-            future.result()
-        except grpc.FutureCancelledError:
-            raise abandoned(what, self._report_grace) from None
-        except grpc.RpcError as exc:
-            self._connection.failed(exc)
-            error = write_error(what, self._target, exc, tls=self._tls)
+            await_report(
+                future,
+                what,
+                cancelled=self._cancelled,
+                grace=self._report_grace,
+                connection=self._connection,
+                target=self._target,
+                tls=self._tls,
+            )
+        except TransportError as error:
             if not error.retryable:
                 self._after_undelivered(event)
-            raise error from None
+            raise
         if current and plan is not None:
             self._after_delivered(plan, event)
 

@@ -23,14 +23,13 @@ from tinklet_core.transports.grpc_common import (
     DEFAULT_REPORT_GRACE,
     NOTHING_NOW,
     Connection,
-    abandoned,
+    await_report,
     checked_action,
     connection_options,
     read_error,
     status_code,
     timestamp,
     wait_unless_cancelled,
-    write_error,
 )
 
 StateType = pb.ActionStatusRequest.StateType
@@ -129,15 +128,15 @@ class GrpcV2Transport:
         request = status_request(event, self._agent_id)
         what = f"ReportActionStatus {event.state.value} for {event.action.label}"
         future = self._connection.stubs.ReportActionStatus.future(request, timeout=self._call_timeout)
-        if not wait_unless_cancelled(future, self._cancelled, self._report_grace):
-            raise abandoned(what, self._report_grace)
-        try:
-            future.result()
-        except grpc.FutureCancelledError:
-            raise abandoned(what, self._report_grace) from None
-        except grpc.RpcError as exc:
-            self._connection.failed(exc)
-            raise write_error(what, self._address, exc, tls=self._tls) from None
+        await_report(
+            future,
+            what,
+            cancelled=self._cancelled,
+            grace=self._report_grace,
+            connection=self._connection,
+            target=self._address,
+            tls=self._tls,
+        )
 
     def close(self) -> None:
         """Close the channel (cancelling any call still in flight)."""

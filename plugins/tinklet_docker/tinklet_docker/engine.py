@@ -34,7 +34,7 @@ from tinklet_core.containers.engine import (
     label_filter,
     pull_error,
 )
-from tinklet_core.containers.frames import read_frames
+from tinklet_core.containers.frames import ResponseFrames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.model import RegistryCredentials
@@ -75,20 +75,6 @@ class DemuxedStream:
     def close(self) -> None:
         """Shut the connection down; an iteration blocked in another thread ends."""
         self._stream.close()
-
-
-class DemuxedFrames:
-    """A multiplexed HTTP response (a container's stored log) as ``(stream, payload)`` frames."""
-
-    def __init__(self, response: Any) -> None:
-        self._response = response
-
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        return read_frames(self._response.raw)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._response.close()
 
 
 class DockerEngine:
@@ -221,7 +207,7 @@ class DockerEngine:
             state = self.api.inspect_container(container)["State"]
         return None if state.get("Running") or state.get("Restarting") else int(state.get("ExitCode", -1))
 
-    def logs(self, container: str) -> DemuxedFrames:
+    def logs(self, container: str) -> ResponseFrames:
         """The container's complete stored output so far, as frames (not followed, not buffered)."""
         params = {"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0}
         with self.failing_as("reading the container log failed"):
@@ -229,7 +215,7 @@ class DockerEngine:
                 self.api._url("/containers/{0}/logs", container), params=params, stream=True
             )
             self.api._raise_for_status(response)
-        return DemuxedFrames(response)
+        return ResponseFrames(response)
 
     def oom_killed(self, container: str) -> bool:
         """True when the kernel's out-of-memory killer ended the container (False if unknown)."""

@@ -23,8 +23,8 @@ podman-py facts this module works around (podman-py 5.x against Debian's Podman 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from podman import PodmanClient
@@ -40,7 +40,7 @@ from tinklet_core.containers.engine import (
     label_filter,
     pull_error,
 )
-from tinklet_core.containers.frames import read_frames
+from tinklet_core.containers.frames import ResponseFrames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
@@ -50,27 +50,6 @@ SHORT_CALL_TIMEOUT = 60.0
 #: How often Podman checks whether a waited-for container exited (its default, 250ms, adds
 #: ~70 ms to every action; a state check is cheap for the service).
 WAIT_POLL = "50ms"
-
-
-class FrameStream:
-    """A container's multiplexed output (attach or logs): iterate ``(stream, payload)`` frames."""
-
-    def __init__(self, response: Any) -> None:
-        self._response = response
-
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        return read_frames(self._response.raw)
-
-    def close(self) -> None:
-        """Close the connection; a read blocked in another thread returns."""
-        shutdown = getattr(self._response.raw, "shutdown", None)  # urllib3 >= 2.3
-        if shutdown is not None:
-            # Only unblocks a read in progress; refused (RuntimeError, ValueError) when there is
-            # none or the connection already went back to the pool. Closing is what matters.
-            with suppress(Exception):
-                shutdown()
-        with suppress(Exception):
-            self._response.close()
 
 
 def probe(url: str) -> str | None:
@@ -185,7 +164,7 @@ class PodmanEngine:
         with self.failing_as("container create failed"):
             return str(self.client.containers.create(spec.image, **arguments).id)
 
-    def attach(self, container: str) -> FrameStream:
+    def attach(self, container: str) -> ResponseFrames:
         """Attach to stdout and stderr. Call it before :meth:`start`: then no line is missed.
 
         Podman replies with the HTTP header once the attach is in place and streams frames
@@ -195,7 +174,7 @@ class PodmanEngine:
         with self.failing_as("container attach failed"):
             response = self.client.api.post(f"/containers/{container}/attach", params=params, stream=True)
             response.raise_for_status()
-        return FrameStream(response)
+        return ResponseFrames(response)
 
     def start(self, container: str) -> None:
         """Start the container; a bad command or a refused limit fails here with Podman's words."""
@@ -228,13 +207,13 @@ class PodmanEngine:
         except EngineFailure:
             return False
 
-    def logs(self, container: str) -> FrameStream:
+    def logs(self, container: str) -> ResponseFrames:
         """The container's complete output so far, streamed (not followed, not buffered)."""
         params = {"stdout": True, "stderr": True, "follow": False}
         with self.failing_as("reading the container log failed"):
             response = self.client.api.get(f"/containers/{container}/logs", params=params, stream=True)
             response.raise_for_status()
-        return FrameStream(response)
+        return ResponseFrames(response)
 
     def kill(self, container: str) -> None:
         """SIGKILL the container; one that already stopped or is gone is fine."""
