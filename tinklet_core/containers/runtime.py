@@ -292,15 +292,22 @@ class ContainerRuntime:
     def _stream_then_wait(self, container: str, output: OutputStream, lines: OutputLines) -> int:
         """Feed the output frames to ``lines`` until the stream ends; then the exit code.
 
+        The wait is asked for at once, in a thread of its own, not after the stream ended: an
+        engine answers it only once it has processed the exit (Docker closes the stream before
+        it marks the container stopped), and asking late would add that time to every action.
+        The exit code is still returned only after the last frame was handed on.
+
         A broken stream is only logged (``lines.broken`` has :meth:`_catch_up` read the stored
         log after exit): the wait still gives the exit code.
         """
+        exited: Background[int] = Background(lambda: self.engine.wait(container), f"wait {container[:12]}")
         try:
             lines.feed_all(output)
         except Exception as exc:  # a broken connection must not lose the exit code
             lines.broken = True
             self.log.warning("output stream of container %s broke: %s", container[:12], exc)
-        return self.engine.wait(container)
+        exited.join()
+        return exited.result()
 
     def _kill(self, context: ActionContext, container: str, why: WaitResult) -> None:
         """Kill the container at the deadline or on shutdown. On shutdown, or with the engine

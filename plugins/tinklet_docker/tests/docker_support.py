@@ -26,6 +26,7 @@ class SocketProxy:
         self.path = path
         self.target = target
         self._connections: list[socket.socket] = []
+        self._stopped = False
         self._lock = threading.Lock()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(path))
@@ -46,6 +47,10 @@ class SocketProxy:
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             upstream.connect(self.target)
             with self._lock:
+                if self._stopped:  # accepted while stop() ran: a dead daemon answers nothing
+                    client.close()
+                    upstream.close()
+                    return
                 self._connections += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -60,6 +65,8 @@ class SocketProxy:
 
     def stop(self) -> None:
         """Refuse new connections and cut the open ones."""
+        with self._lock:
+            self._stopped = True
         self._listener.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import binascii
 import logging
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 from unittest import mock
@@ -25,8 +24,6 @@ from requests.exceptions import RequestException
 
 from tinklet_core.containers.engine import (
     ALREADY_GONE,
-    STDERR,
-    STDOUT,
     EngineFailure,
     PullEvents,
     PullFailure,
@@ -57,24 +54,6 @@ def tinklet_containers(api: Any, agent_id: str | None = None) -> list[str]:
     """
     found = api.containers(all=True, filters={"label": label_filter(agent_id)})
     return [entry["Names"][0].lstrip("/") if entry.get("Names") else entry["Id"] for entry in found]
-
-
-class DemuxedStream:
-    """docker-py's demultiplexed attach stream as ``(stream, payload)`` frames."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        for stdout, stderr in self._stream:
-            if stdout:
-                yield STDOUT, stdout
-            if stderr:
-                yield STDERR, stderr
-
-    def close(self) -> None:
-        """Shut the connection down; an iteration blocked in another thread ends."""
-        self._stream.close()
 
 
 class DockerEngine:
@@ -184,11 +163,28 @@ class DockerEngine:
             )
         return str(created["Id"])
 
-    def attach(self, container: str) -> DemuxedStream:
-        """Attach to stdout and stderr. Call before :meth:`start` so no output is missed."""
-        with self.failing_as("container attach failed"):
-            stream = self.stream_api.attach(container, stdout=True, stderr=True, stream=True, demux=True)
-        return DemuxedStream(stream)
+    def attach(self, container: str) -> ResponseFrames:
+        """Attach to stdout and stderr. Call before :meth:`start` so no output is missed.
+
+        A plain request, not docker-py's ``attach``: that one inspects the container first to
+        learn whether it has a TTY (tinklet never asks for one) and reads the socket frame by
+        frame. Without an ``Upgrade`` header dockerd answers 200 and sends the multiplexed
+        stream as the response body until the container exits, which
+        :class:`~tinklet_core.containers.frames.ResponseFrames` reads in large chunks.
+        """
+        params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 0}
+        return self._frames("container attach failed", "POST", "attach", container, params)
+
+    def _frames(
+        self, what: str, method: str, endpoint: str, container: str, params: dict[str, int]
+    ) -> ResponseFrames:
+        """The multiplexed output a ``/containers/ID/ENDPOINT`` request streams back, read by
+        the client without a read timeout (it may legitimately be silent for a long time)."""
+        url = self.api._url("/containers/{0}/" + endpoint, container)
+        with self.failing_as(what):
+            response = self.stream_api.request(method, url, params=params, stream=True, timeout=None)
+            self.api._raise_for_status(response)
+        return ResponseFrames(response)
 
     def start(self, container: str) -> None:
         """Start the container; a bad command fails here with docker's explanation."""
@@ -210,12 +206,7 @@ class DockerEngine:
     def logs(self, container: str) -> ResponseFrames:
         """The container's complete stored output so far, as frames (not followed, not buffered)."""
         params = {"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0}
-        with self.failing_as("reading the container log failed"):
-            response = self.stream_api._get(
-                self.api._url("/containers/{0}/logs", container), params=params, stream=True
-            )
-            self.api._raise_for_status(response)
-        return ResponseFrames(response)
+        return self._frames("reading the container log failed", "GET", "logs", container, params)
 
     def oom_killed(self, container: str) -> bool:
         """True when the kernel's out-of-memory killer ended the container (False if unknown)."""

@@ -233,3 +233,40 @@ def test_lines_a_broken_live_stream_missed_come_from_the_log(
     assert run.outcome is not None and run.outcome.state is State.SUCCESS
     assert run.lines == [str(n) for n in range(1, 100_001)]
     assert "missed were read from the container log" in caplog.text
+
+
+def test_output_is_read_from_conmon_without_the_service_relaying_it(
+    runtime: PodmanRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path: a local service's containers are read from conmon's attach socket."""
+    engine = runtime.engine
+    attach = engine.attach
+    streams: list[object] = []
+
+    def recording_attach(container: str) -> object:
+        streams.append(attach(container))
+        return streams[-1]
+
+    monkeypatch.setattr(engine, "attach", recording_attach)
+    script = "seq 1 50000; echo to-stderr >&2; printf 'unterminated'"
+    run = execute(runtime, make_action(["sh", "-c", script]))
+    assert run.outcome is not None and run.outcome.state is State.SUCCESS
+    assert [type(stream).__name__ for stream in streams] == ["ConmonAttachment"]
+    # In order per stream (stdout and stderr are separate pipes: no order between them).
+    assert [line for line in run.lines if line != "to-stderr"] == [*map(str, range(1, 50_001)), "unterminated"]
+    assert run.lines.count("to-stderr") == 1
+
+
+def test_output_goes_through_the_service_when_conmon_cannot_be_reached(
+    runtime: PodmanRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """A service in another mount namespace, or a bundle directory tinklet may not open: the
+    output is relayed by the service as before, every line of it, and the log says so once."""
+    monkeypatch.setattr(runtime.engine, "_bundle_dir", lambda container: str(tmp_path))
+    caplog.set_level("INFO", logger="tinklet.podman")
+    for _ in range(2):
+        run = execute(runtime, make_action(["seq", "1", "20000"]))
+        assert run.outcome is not None and run.outcome.state is State.SUCCESS
+        assert run.lines == [str(n) for n in range(1, 20_001)]
+    relayed = [r.getMessage() for r in caplog.records if "through the Podman service" in r.getMessage()]
+    assert len(relayed) == 1 and "No such file or directory" in relayed[0]

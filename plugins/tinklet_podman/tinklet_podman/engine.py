@@ -15,7 +15,8 @@ podman-py facts this module works around (podman-py 5.x against Debian's Podman 
 - ``wait`` returns the exit code as an int (docker-py returns a dict). Podman polls the
   container's state for it, every 250 ms unless told otherwise: ``interval`` (known to 4.3.1)
   makes it 50 ms, which took ~70 ms off a ``true`` action here.
-- It has no attach; the runtime attaches with a raw streaming request (see :meth:`attach`).
+- It has no attach. The runtime reads the output from conmon where it can, else with a raw
+  streaming request to the service (see :meth:`PodmanEngine.attach`).
 - The client has no timeout, because attaching and waiting legitimately block for as long as an
   action runs; short calls that must not hang pass their own.
 """
@@ -23,6 +24,7 @@ podman-py facts this module works around (podman-py 5.x against Debian's Podman 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -34,6 +36,7 @@ from requests.exceptions import RequestException
 from tinklet_core.containers.engine import (
     ALREADY_GONE,
     EngineFailure,
+    OutputStream,
     PullEvents,
     PullFailure,
     failing_as,
@@ -44,6 +47,9 @@ from tinklet_core.containers.frames import ResponseFrames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
+from tinklet_podman.conmon_attach import ConmonAttachment
+
+log = logging.getLogger("tinklet.podman")
 
 PROBE_TIMEOUT = 2.0
 SHORT_CALL_TIMEOUT = 60.0
@@ -70,6 +76,8 @@ class PodmanEngine:
     def __init__(self, url: str) -> None:
         self.url = url
         self.client = PodmanClient(base_url=url)
+        #: Why output is read through the service instead of from conmon (once it had to be).
+        self._relayed_because: str | None = None
 
     def failing_as(
         self, what: str, secret: str | None = None, tolerate: tuple[int, ...] = (), gone: bool = False
@@ -164,12 +172,46 @@ class PodmanEngine:
         with self.failing_as("container create failed"):
             return str(self.client.containers.create(spec.image, **arguments).id)
 
-    def attach(self, container: str) -> ResponseFrames:
+    def attach(self, container: str) -> OutputStream:
         """Attach to stdout and stderr. Call it before :meth:`start`: then no line is missed.
 
-        Podman replies with the HTTP header once the attach is in place and streams frames
-        until the container exits; a slow reader slows the container down, it loses nothing.
+        The container is initialized first (Podman's runtime errors, a refused ulimit or a
+        missing command, fail here as "container failed to start"). With a service on this
+        host, the output is then read from conmon's attach socket (see
+        :mod:`tinklet_podman.conmon_attach`), which is what makes a chatty action as fast as
+        under ``podman run``; when that socket cannot be reached, through the service's attach
+        endpoint (said once in the log).
         """
+        with self.failing_as("container failed to start"):
+            self.client.api.post(
+                f"/containers/{container}/init", timeout=SHORT_CALL_TIMEOUT
+            ).raise_for_status()
+        if self.url.startswith("unix://"):
+            try:
+                return ConmonAttachment.connect(self._bundle_dir(container))
+            except (OSError, EngineFailure) as exc:
+                if self._relayed_because is None:
+                    self._relayed_because = one_line(exc)
+                    log.info(
+                        "reading action output through the Podman service: conmon's attach socket "
+                        "cannot be reached from here (%s)", self._relayed_because,
+                    )  # fmt: skip
+        return self._attach_through_service(container)
+
+    def _bundle_dir(self, container: str) -> str:
+        """The container's bundle directory, where conmon keeps its attach socket."""
+        with self.failing_as("container inspect failed"):
+            response = self.client.api.get(f"/containers/{container}/json", timeout=SHORT_CALL_TIMEOUT)
+            response.raise_for_status()
+            bundle = response.json().get("StaticDir")
+        if not bundle:
+            raise EngineFailure("the container inspect names no StaticDir")
+        return str(bundle)
+
+    def _attach_through_service(self, container: str) -> ResponseFrames:
+        """The output relayed by the service's attach endpoint: Podman replies with the HTTP
+        header once the attach is in place and streams frames until the container exits; a
+        slow reader slows the container down, it loses nothing."""
         params = {"stream": True, "stdout": True, "stderr": True, "logs": False}
         with self.failing_as("container attach failed"):
             response = self.client.api.post(f"/containers/{container}/attach", params=params, stream=True)
