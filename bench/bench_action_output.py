@@ -223,7 +223,7 @@ def main() -> None:
     """Parse arguments; as the parent run every measurement and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="true actions per median")
-    parser.add_argument("--repeat", type=int, default=3, help="100 MB runs per median")
+    parser.add_argument("--repeat", type=int, default=3, help="100 MB runs per median (0: skip them)")
     parser.add_argument("--engines", default="docker,podman")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--script", help=argparse.SUPPRESS)
@@ -235,15 +235,24 @@ def main() -> None:
         return
     os.environ.update(engine_env())  # the raw podman-py loop's service needs it as much as tinklet's
     engines = args.engines.split(",")
-    print(
-        f"100 MB action: {CHATTY.replace(TEXT, '<99 characters>')}; median of {args.repeat} (s), RSS in MiB"
-    )
+    if args.repeat > 0:
+        chatty_action(engines, args.repeat)
+    print(f"\nper-action overhead of a `true` action, median of {args.runs} (privilege none)")
+    print(f"{'':10}{'tinklet (ms)':>14}{'raw client loop (ms)':>22}{'ratio':>8}")
+    for engine in engines:
+        tinklet, raw = overhead(engine, args.runs)
+        print(f"{engine:10}{tinklet * 1000:>14.0f}{raw * 1000:>22.0f}{tinklet / raw:>7.2f}x")
+
+
+def chatty_action(engines: list[str], repeat: int) -> None:
+    """Print the 100 MB action's table: CLI against tinklet, per engine, median of ``repeat``."""
+    print(f"100 MB action: {CHATTY.replace(TEXT, '<99 characters>')}; median of {repeat} (s), RSS in MiB")
     header = f"{'':10}{'CLI (s)':>9}{'tinklet (s)':>13}{'ratio':>7}{'tail only (s)':>15}{'ratio':>7}"
     print(header + f"{'peak RSS':>10}{'growth':>8}  delivered")
     for engine in engines:
         rounds = [
             (cli_seconds(engine), run_worker(engine, CHATTY, "log"), run_worker(engine, CHATTY, "tail"))
-            for _ in range(args.repeat)
+            for _ in range(repeat)
         ]  # interleaved, so a busy moment of the machine hits all three alike
         cli = statistics.median(r[0] for r in rounds)
         logged_s = statistics.median(r[1]["seconds"] for r in rounds)
@@ -260,11 +269,6 @@ def main() -> None:
             f"{quiet_s:>15.2f}{quiet_s / cli:>6.2f}x"
             f"{peak:>10.1f}{growth:>8.1f}  {'/'.join(sorted(states))}; {delivered}; growth per run {growths}"
         )
-    print(f"\nper-action overhead of a `true` action, median of {args.runs} (privilege none)")
-    print(f"{'':10}{'tinklet (ms)':>14}{'raw client loop (ms)':>22}{'ratio':>8}")
-    for engine in engines:
-        tinklet, raw = overhead(engine, args.runs)
-        print(f"{engine:10}{tinklet * 1000:>14.0f}{raw * 1000:>22.0f}{tinklet / raw:>7.2f}x")
 
 
 if __name__ == "__main__":
