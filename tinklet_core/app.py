@@ -77,10 +77,14 @@ def _unregister_and_close(manager: pluggy.PluginManager, plugin: object) -> None
 
 
 @contextmanager
-def opened_runtime(loaded: LoadedPlugins, settings: Settings, agent_id: str) -> Iterator[Runtime]:
-    """Open the runtime named by ``settings.runtime`` and close it however the run ends."""
+def opened_runtime(
+    loaded: LoadedPlugins, settings: Settings, agent_id: str, shared_agent: bool = False
+) -> Iterator[Runtime]:
+    """Open the runtime named by ``settings.runtime`` and close it however the run ends
+    (``shared_agent``: see :attr:`tinklet_core.runtime.RuntimeSettings.shared_agent`)."""
     spec = find_runtime(loaded, settings.runtime)
-    runtime = open_runtime(loaded.manager, spec, settings.runtime_settings(agent_id, f"runtime:{spec.name}"))
+    runtime_settings = settings.runtime_settings(agent_id, f"runtime:{spec.name}", shared_agent)
+    runtime = open_runtime(loaded.manager, spec, runtime_settings)
     for hook in unknown_hooks(loaded.manager, runtime):
         log.warning(
             "runtime %r implements %r, which is not a tinklet hook; it is never called", spec.name, hook
@@ -182,8 +186,12 @@ def run_workflow(
     on_delivered: Callable[[Event], None],
 ) -> None:
     """Run every action of the workflow in ``workflow_file`` here, in order, until one does not
-    succeed, through the ``file`` transport."""
+    succeed, through the ``file`` transport.
+
+    Without ``--identifier`` every such run on this host is agent ``local``: another one may be
+    running, so its running containers are not taken for leftovers of a crashed run."""
     agent_id = settings.identifier or LOCAL_AGENT
+    shared_agent = not settings.identifier
     spec = find_transport(loaded, FILE_TRANSPORT)
     find_runtime(loaded, settings.runtime)
     transport = spec.factory(
@@ -196,7 +204,10 @@ def run_workflow(
         )
     )
     try:
-        with configured_plugins(loaded, settings), opened_runtime(loaded, settings, agent_id) as runtime:
+        with (
+            configured_plugins(loaded, settings),
+            opened_runtime(loaded, settings, agent_id, shared_agent) as runtime,
+        ):
             _work(loaded, settings, runtime, transport, stop, agent_id, on_delivered, FILE_TRANSPORT)
     finally:
         transport.close()

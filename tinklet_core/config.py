@@ -246,11 +246,13 @@ class Settings:
         """The values of the options ``owner`` declared (keys with underscores), and no others."""
         return self.plugin_options.get(owner, {})
 
-    def runtime_settings(self, agent_id: str, owner: str = "") -> RuntimeSettings:
-        """What a runtime factory (and each action) receives, for this worker's ``agent_id``:
-        the options of ``owner`` (the chosen runtime) only."""
+    def runtime_settings(self, agent_id: str, owner: str = "", shared_agent: bool = False) -> RuntimeSettings:
+        """What a runtime factory (and each action) receives, for this worker's ``agent_id``
+        (``shared_agent``: see :attr:`RuntimeSettings.shared_agent`): the options of ``owner``
+        (the chosen runtime) only."""
         return RuntimeSettings(
             agent_id=agent_id,
+            shared_agent=shared_agent,
             pull_policy=self.pull_policy,
             privilege=self.privilege,
             proxy=self.proxy,

@@ -62,6 +62,10 @@ class RuntimeSettings:
     """Everything a runtime factory needs, read once from flags, env and config."""
 
     agent_id: str = ""
+    shared_agent: bool = False
+    """Other tinklet processes on this host may run actions as the same ``agent_id`` at the same
+    time (``tinklet run`` without ``--identifier``): leftovers of that agent that are still
+    running may be theirs, and are left alone."""
     pull_policy: PullPolicy = PullPolicy.MISSING
     privilege: Privilege = Privilege.PRIVILEGED
     proxy: ProxySettings = field(default_factory=ProxySettings)

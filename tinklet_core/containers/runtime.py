@@ -60,7 +60,8 @@ class ContainerRuntime:
     """Runs actions as containers on ``engine``; ``log`` is the plugin's logger.
 
     Opening it (with ``settings.agent_id`` set) removes the containers an earlier run of that
-    agent left behind (they carry its ``tinklet.agent`` label).
+    agent left behind (they carry its ``tinklet.agent`` label); only those that stopped when
+    ``settings.shared_agent`` says another process may be running as the same agent.
     """
 
     def __init__(self, settings: RuntimeSettings, engine: ContainerEngine, log: logging.Logger) -> None:
@@ -80,10 +81,22 @@ class ContainerRuntime:
     def _remove_leftovers(self, agent_id: str) -> None:
         try:
             for name in self.engine.containers(agent_id):
+                if self.settings.shared_agent and self._still_running(name):
+                    self.log.info(
+                        "left container %s of agent %s alone: it still runs, perhaps for another "
+                        "tinklet run on this host", name, agent_id,
+                    )  # fmt: skip
+                    continue
                 self.engine.remove(name)
                 self.log.info("removed container %s left by an earlier run for agent %s", name, agent_id)
         except EngineFailure as exc:
             self.log.warning("could not remove leftover containers of agent %s: %s", agent_id, exc)
+
+    def _still_running(self, container: str) -> bool:
+        try:
+            return self.engine.exit_code(container) is None
+        except ContainerGone:  # its own run removed it meanwhile
+            return True
 
     def leftovers(self) -> list[str]:
         """Names of tinklet's containers on the engine for this runtime's agent (all agents'
