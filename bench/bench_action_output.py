@@ -43,7 +43,6 @@ LINES = 1_048_576
 CHATTY = f"yes {TEXT} | head -n {LINES}"
 NUMBERED = f"seq 1 {LINES}"
 TEST_CONF = "/etc/containers/tinklet-test.conf"
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"  # the worker's (cli.py)
 
 
 def engine_env() -> dict[str, str]:
@@ -80,6 +79,7 @@ def rss_mib(field: str = "VmRSS") -> float:
 
 def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[str, Any]:
     """Run one action through the real worker loop and runtime; its wall time and memory."""
+    from tinklet_core.log_format import formatter_for
     from tinklet_core.model import Event
     from tinklet_core.plugins import find_runtime, load_plugins, open_runtime
     from tinklet_core.runtime import Privilege, RuntimeSettings
@@ -88,7 +88,9 @@ def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[s
     from tinklet_core.workflow import parse_workflow
 
     stream = open(log_file, "w")  # noqa: SIM115 - closed at exit of this child
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=stream, force=True)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter_for("text"))  # the worker's, as --log-format text sets it
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     loaded = load_plugins()
     settings = RuntimeSettings(agent_id="", privilege=Privilege.NONE)
     runtime = open_runtime(loaded.manager, find_runtime(loaded.manager, engine), settings)

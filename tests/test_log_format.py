@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
 from pathlib import Path
 
 from tests.plugin_kit import PROCESS, tinklet, write_workflow
+from tinklet_core.log_format import ActionLogger, formatter_for
+from tinklet_core.model import Action
+from tinklet_core.worker import OutputTail
 
 SECRET = "pw-that-must-not-leak"
 LOGIN = json.dumps({"name": "registry.example:5000", "user": "u", "password": SECRET})
@@ -62,3 +67,40 @@ def test_an_unknown_log_format_is_one_line(tmp_path: Path) -> None:
     result = tinklet("--log-format", "xml", "run", str(failing_workflow(tmp_path)))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("tinklet: error: --log-format"), result.stderr
+
+
+def output_batch_logged_as(log_format: str) -> list[str]:
+    """The log lines of one batch of three output lines of an action, through the worker's
+    output path and the formatter ``--log-format`` picks."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter_for(log_format))
+    base = logging.getLogger(f"tinklet.batch_{log_format}")
+    base.addHandler(handler)
+    base.propagate = False
+    base.setLevel(logging.INFO)
+    action = Action("wf", "t", "t/say", "worker-1", "say", "img", command=("true",))
+    try:
+        OutputTail(action, ActionLogger(base, action, output=True), keep=5).write_lines(
+            ["one", "two", "three"]
+        )
+    finally:
+        base.removeHandler(handler)
+    return stream.getvalue().splitlines()
+
+
+def test_every_line_of_an_output_batch_has_its_own_time_and_level_in_text() -> None:
+    lines = output_batch_logged_as("text")
+    assert len(lines) == 3 and all(TEXT_LINE.match(line) for line in lines), lines
+    assert [line.rsplit(": ", 1)[1] for line in lines] == [
+        "wf/t/say | one",
+        "wf/t/say | two",
+        "wf/t/say | three",
+    ]
+
+
+def test_every_line_of_an_output_batch_is_its_own_json_object() -> None:
+    records = [json.loads(line) for line in output_batch_logged_as("json")]
+    assert [r["message"] for r in records] == ["wf/t/say | one", "wf/t/say | two", "wf/t/say | three"]
+    assert all(r["output"] is True and r["action_id"] == "t/say" and r["level"] == "info" for r in records)
+    assert len({r["time"] for r in records}) == 1

@@ -1,11 +1,14 @@
 """How tinklet's log lines look: ``text`` for people, ``json`` for log collectors.
 
-``json`` writes one object per line with ``time`` (UTC, ISO 8601), ``level``, ``logger`` and
-``message``, plus ``workflow_id``, ``task_id``, ``action_id`` and ``agent_id`` when the line is
-about an action, ``output: true`` when the line is the action's own output, and ``exception``
-when one was logged. The message is the same text the ``text`` format shows, so the same rules
-about secrets hold. Ids reach a record through :class:`ActionLogger`, a logger bound to one
-action, which works from any thread (output may be logged from a reader thread).
+``text`` writes one line per record, and per line of the action's output: the worker logs
+output in batches, and each output line gets the record's time, level and logger.
+``json`` writes one object per line (and per output line) with ``time`` (UTC, ISO 8601),
+``level``, ``logger`` and ``message``, plus ``workflow_id``, ``task_id``, ``action_id`` and
+``agent_id`` when the line is about an action, ``output: true`` when the line is the action's
+own output, and ``exception`` when one was logged. The message is the same text the ``text``
+format shows, so the same rules about secrets hold. Ids reach a record through
+:class:`ActionLogger`, a logger bound to one action, which works from any thread (output may be
+logged from a reader thread).
 """
 
 from __future__ import annotations
@@ -69,9 +72,29 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if getattr(record, OUTPUT_FIELD, False):
             entry[OUTPUT_FIELD] = True
+            if "\n" in entry["message"]:  # a batch of output lines: one object each
+                lines = entry.pop("message").split("\n")
+                head = json.dumps(entry, ensure_ascii=False)[:-1] + ', "message": '
+                return "\n".join(f"{head}{json.dumps(line, ensure_ascii=False)}}}" for line in lines)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """:data:`TEXT_FORMAT`; a record of several action-output lines (the worker logs output in
+    batches) gets the time, level and logger on each of its lines, as if each were a record."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's line, or its lines each with the same head."""
+        text = super().format(record)
+        if getattr(record, OUTPUT_FIELD, False) and "\n" in record.message and text.endswith(record.message):
+            head = text[: len(text) - len(record.message)]
+            return text.replace("\n", "\n" + head)
+        return text
 
 
 def formatter_for(log_format: str) -> logging.Formatter:
@@ -79,7 +102,7 @@ def formatter_for(log_format: str) -> logging.Formatter:
     if log_format == "json":
         return JsonFormatter()
     if log_format == "text":
-        return logging.Formatter(TEXT_FORMAT)
+        return TextFormatter()
     raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
 
 
