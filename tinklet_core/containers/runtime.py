@@ -327,10 +327,21 @@ class ContainerRuntime:
         away, a failed kill is only logged (the container is removed next, or once the engine is
         back); at a deadline any other failure fails the action."""
         try:
-            self.engine.kill(container)
+            self._kill_reviving(container)
         except EngineUnreachable as exc:
             context.log.warning("could not kill container %s: %s", container[:12], exc)
         except EngineFailure as exc:
             if why is not WaitResult.CANCELLED:
                 raise
             context.log.warning("could not kill container %s: %s", container[:12], exc)
+
+    def _kill_reviving(self, container: str) -> None:
+        """Kill the container; when the engine is away, bring it back if this plugin can
+        (:meth:`revive_engine`) and try once more. The output may still be flowing then (Podman's
+        comes from conmon, which outlives its service), and the container must not outlive its
+        deadline."""
+        try:
+            self.engine.kill(container)
+        except EngineUnreachable:
+            self.revive_engine()
+            self.engine.kill(container)

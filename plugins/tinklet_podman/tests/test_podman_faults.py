@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
-from podman_support import AGENT, ServiceProcess, execute, make_action, process_alive, wait_until
+from podman_support import AGENT, ServiceProcess, execute, leftovers, make_action, process_alive, wait_until
 from tinklet_podman.engine import PodmanEngine, probe
 from tinklet_podman.runtime import PodmanRuntime
 from tinklet_podman.service import ROOT_SOCKET
@@ -92,3 +93,22 @@ def test_closing_never_claims_to_stop_a_service_that_was_already_dead(
     assert (
         f"the podman system service tinklet started (pid {pid}) had already exited (status -9)" in caplog.text
     )
+
+
+def test_a_deadline_while_the_service_is_dead_still_kills_the_container(tmp_path: Path) -> None:
+    """The output comes from conmon, which outlives the service: the runtime must not wait for
+    the container to end by itself. At the deadline the service is restarted and the container
+    killed and removed."""
+    runtime = own_service_runtime(tmp_path)
+    pid = runtime.service_pid
+    assert pid is not None
+    killer = threading.Timer(1.5, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    try:
+        run = execute(runtime, make_action(["sh", "-c", "echo up; sleep 60"]), deadline_in=4)
+        assert run.outcome is not None and run.outcome.state is State.TIMEOUT, run
+        assert run.lines == ["up"]
+        assert leftovers() == []
+    finally:
+        killer.cancel()
+        runtime.close()
