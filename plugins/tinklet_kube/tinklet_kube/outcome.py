@@ -15,6 +15,12 @@ pod, not the Job, decides:
   (``CreateContainerConfigError`` …) fail the action at once; ``ErrImagePull`` and
   ``ImagePullBackOff`` may be transient (the kubelet retries), so they fail it once they have
   lasted ``limits.pull`` seconds;
+- the failure-reason helper (a native sidecar, see :mod:`tinklet_kube.manifests`) is an init
+  container: its image pull failures hold the action back and count as the action's (the
+  reason names the helper and its option); after the action container failed, its
+  ``failure-reason`` comes as the helper's termination message once the kubelet has stopped it,
+  which may be after the pod's and the Job's end: the outcome waits for it ``limits.reason``
+  seconds at most, then is reported without it;
 - a pod that is not placed on a node (``Unschedulable``), or a Job that gets no pod at all
   (admission refused it, a quota, a missing service account: the Job's warning Event says which,
   see ``no_pod_reason``), fails the action after ``limits.schedule`` seconds, even when the
@@ -29,9 +35,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinklet_core.action_failure import MAX_MESSAGE_BYTES, one_line_text
+from tinklet_core.action_failure import MAX_MESSAGE_BYTES, MAX_REASON_BYTES, one_line_text
 from tinklet_core.model import Outcome, State
-from tinklet_kube.manifests import CONTAINER_NAME
+from tinklet_kube.manifests import CONTAINER_NAME, HELPER_NAME, TERMINATION_GRACE_SECONDS, has_failure_helper
 from tinklet_kube.watch import WatchEvent
 
 JSON = dict[str, Any]
@@ -43,6 +49,11 @@ FAILURE_CONDITIONS = frozenset({"Failed", "FailureTarget"})
 _PLAIN_REASONS = frozenset({"", "Error", "Completed"})
 DEFAULT_SCHEDULE_LIMIT = 300.0
 DEFAULT_PULL_LIMIT = 60.0
+# After the action failed, how long to wait for the helper's report of failure-reason: the
+# kubelet notices the end (it relists about once a second), stops the helper (it exits at once,
+# at worst after the grace period) and reports its status.
+DEFAULT_REASON_LIMIT = TERMINATION_GRACE_SECONDS + 4.0
+HELPER_HINT = "--kube-failure-helper-image; 'none' runs actions without it"
 
 
 def _name(obj: JSON) -> str:
@@ -51,10 +62,12 @@ def _name(obj: JSON) -> str:
 
 @dataclass(frozen=True)
 class Limits:
-    """How long (seconds) a pod may stay unplaced, and an image pull keep failing."""
+    """How long (seconds) a pod may stay unplaced, an image pull keep failing, and a failed
+    action's outcome wait for the failure-reason helper."""
 
     schedule: float = DEFAULT_SCHEDULE_LIMIT
     pull: float = DEFAULT_PULL_LIMIT
+    reason: float = DEFAULT_REASON_LIMIT
 
 
 @dataclass
@@ -75,6 +88,7 @@ class JobView:
     pull_failing_since: float | None = None
     pull_error: str = ""
     no_pod_reason: str = ""  # the Job's latest warning Event while it has no pod (FailedCreate …)
+    container_done_at: float | None = None  # when the action container's end was first seen
 
     def apply_job(self, event: WatchEvent) -> None:
         """Take in an event of the Job's watch."""
@@ -99,17 +113,31 @@ class JobView:
             self.pods[_name(pod)] = pod
             if event.type == "DELETED":
                 self.gone_pods.add(_name(pod))
+        if self.container_done_at is None and self.container_done():
+            self.container_done_at = now
         self._note_pull(now)
 
     def _note_pull(self, now: float) -> None:
-        waiting = _waiting(self.current_status())
+        who, waiting = self.blocking_wait()
         if str(waiting.get("reason") or "") not in TRANSIENT_PULL_FAILURES:
             self.pull_failing_since = None
             return
         if self.pull_failing_since is None:
             self.pull_failing_since = now
         if waiting.get("reason") == "ErrImagePull" or not self.pull_error:
-            self.pull_error = str(waiting.get("message") or waiting.get("reason"))
+            self.pull_error = who + str(waiting.get("message") or waiting.get("reason"))
+
+    def blocking_wait(self) -> tuple[str, JSON]:
+        """What the current pod waits for: ``("", waiting)`` of the action's container, or, while
+        the failure-reason helper cannot start (its image), ``(label, waiting)`` of the helper,
+        the label naming it and its option."""
+        pod = self.current_pod()
+        if pod is None:
+            return "", {}
+        helper = _waiting(init_container_status(pod, HELPER_NAME))
+        if str(helper.get("reason") or "") in TRANSIENT_PULL_FAILURES | PULL_FAILURES | START_FAILURES:
+            return f"the failure-reason helper ({HELPER_HINT}): ", helper
+        return "", _waiting(container_status(pod))
 
     def current_pod(self) -> JSON | None:
         """The Job's newest pod (a Job with ``backoffLimit: 0`` makes one)."""
@@ -159,9 +187,33 @@ class JobView:
 
     def outcome(self, now: float) -> Outcome | None:
         """The action's Outcome, or ``None`` while it is still running. A FAILED or TIMEOUT one
-        carries the termination message the action wrote (``/tinkerbell/failure-message``)."""
+        carries the termination message the action wrote (``/tinkerbell/failure-message``) and
+        the reason the failure-reason helper reported (``/tinkerbell/failure-reason``)."""
         outcome = self._outcome(now)
-        return with_termination_message(outcome, self.termination_message()) if outcome else None
+        if outcome is None:
+            return None
+        outcome = with_termination_message(outcome, self.termination_message())
+        return with_helper_reason(outcome, self.helper_reason())
+
+    def helper_reason(self) -> str:
+        """The failure-reason helper's termination message in the current pod (``""`` until it
+        ended, or without a helper or a reason)."""
+        pod = self.current_pod()
+        status = init_container_status(pod, HELPER_NAME) if pod is not None else {}
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        return str(terminated.get("message") or "")
+
+    def awaiting_helper(self, pod: JSON, now: float) -> bool:
+        """True while a failed action's outcome waits for the helper to report (bounded by
+        ``limits.reason`` from the action's end)."""
+        if not has_failure_helper(pod.get("spec") or {}):
+            return False
+        if "terminated" in (init_container_status(pod, HELPER_NAME).get("state") or {}):
+            return False
+        if _name(pod) in self.gone_pods:
+            return False
+        ended = self.container_done_at if self.container_done_at is not None else now
+        return now - ended < self.limits.reason
 
     def termination_message(self) -> str:
         """The termination message the kubelet copied from the current pod's container (``""``
@@ -184,10 +236,13 @@ class JobView:
             return Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
         terminated = (status.get("state") or {}).get("terminated")
         if terminated and pod is not None and not pod.get("metadata", {}).get("deletionTimestamp"):
-            return _exited(terminated)
+            exited = _exited(terminated)
+            if exited.state is State.FAILED and self.awaiting_helper(pod, now):
+                return None
+            return exited
         if self.job is None:
             return Outcome(State.FAILED, reason="the Job was deleted before the action ended")
-        early = self._waiting_outcome(status, now)
+        early = self._waiting_outcome(now)
         if early is not None:
             return early
         if condition is not None:
@@ -198,10 +253,10 @@ class JobView:
             return _failure(pod, status, condition[2] or condition[1])
         return self._unplaced_outcome(pod, now)
 
-    def _waiting_outcome(self, status: JSON, now: float) -> Outcome | None:
-        waiting = _waiting(status)
+    def _waiting_outcome(self, now: float) -> Outcome | None:
+        who, waiting = self.blocking_wait()
         reason = str(waiting.get("reason") or "")
-        detail = str(waiting.get("message") or reason)
+        detail = who + str(waiting.get("message") or reason)
         if reason in PULL_FAILURES:
             return Outcome(State.FAILED, reason=f"image pull failed: {detail}")
         if reason in START_FAILURES:
@@ -231,6 +286,15 @@ def with_termination_message(outcome: Outcome, message: str) -> Outcome:
     if not text or outcome.state not in (State.FAILED, State.TIMEOUT):
         return outcome
     return dataclasses.replace(outcome, action_message=text)
+
+
+def with_helper_reason(outcome: Outcome, reason: str) -> Outcome:
+    """A FAILED or TIMEOUT ``outcome`` with the action's ``failure-reason`` (as the helper
+    reported it) as ``action_reason``; others unchanged."""
+    text = one_line_text(reason.encode(), MAX_REASON_BYTES)
+    if not text or outcome.state not in (State.FAILED, State.TIMEOUT):
+        return outcome
+    return dataclasses.replace(outcome, action_reason=text)
 
 
 def _waiting(status: JSON) -> JSON:
@@ -269,6 +333,14 @@ def container_status(pod: JSON) -> JSON:
     """The status of the action's container in ``pod`` (``{}`` before the kubelet reports)."""
     for status in pod.get("status", {}).get("containerStatuses") or ():
         if status.get("name") == CONTAINER_NAME:
+            return dict(status)
+    return {}
+
+
+def init_container_status(pod: JSON, name: str) -> JSON:
+    """The status of init container ``name`` in ``pod`` (``{}`` before the kubelet reports)."""
+    for status in pod.get("status", {}).get("initContainerStatuses") or ():
+        if status.get("name") == name:
             return dict(status)
     return {}
 

@@ -24,7 +24,13 @@ from tinklet_core.runtime import (
 from tinklet_kube.errors import KubeApiError
 from tinklet_kube.follow import JobFollower
 from tinklet_kube.jobs import DELETE_WAIT_SECONDS, create_or_adopt, delete_and_wait
-from tinklet_kube.manifests import JobOptions, job_manifest, unsupported_reason
+from tinklet_kube.manifests import (
+    DEFAULT_HELPER_IMAGE,
+    JobOptions,
+    has_failure_helper,
+    job_manifest,
+    unsupported_reason,
+)
 from tinklet_kube.names import job_name
 from tinklet_kube.outcome import DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT, Limits
 from tinklet_kube.pull_secrets import PullSecrets
@@ -36,6 +42,17 @@ if TYPE_CHECKING:
 SHUTDOWN_DELETE_WAIT_SECONDS = 8.0
 # The Job the start-up check asks the server about (dry run: nothing is created or deleted).
 START_CHECK_JOB = "tinklet-start-check"
+HELPER_OFF = frozenset({"", "none"})
+log = logging.getLogger("tinklet.kube")
+
+
+def helper_image(value: object) -> str | None:
+    """The failure-reason helper's image from the ``kube_failure_helper_image`` option: the
+    default when unset, ``None`` when turned off (``""`` or ``none``)."""
+    if value is None:
+        return DEFAULT_HELPER_IMAGE
+    image = str(value).strip()
+    return None if image.lower() in HELPER_OFF else image
 
 
 class KubeRuntime:
@@ -44,8 +61,10 @@ class KubeRuntime:
     Options: ``kubeconfig`` (one path or several joined by ``:``; else the in-cluster config,
     else ``~/.kube/config``), ``kube_namespace`` (default: the kubeconfig context's, the pod's
     own in a cluster, else ``default``), ``kube_service_account``, ``kube_allow_host``,
-    ``kube_schedule_timeout`` and ``kube_pull_timeout`` (seconds). The constructor imports the
-    kubernetes client and checks, without side effects, that actions can run in the namespace.
+    ``kube_schedule_timeout`` and ``kube_pull_timeout`` (seconds), ``kube_failure_helper_image``
+    (see :func:`helper_image`). The constructor imports the kubernetes client and checks, without
+    side effects, that actions can run in the namespace (and that the server keeps the helper's
+    native-sidecar field; if not, actions run without the helper).
     """
 
     def __init__(self, settings: RuntimeSettings) -> None:
@@ -62,6 +81,7 @@ class KubeRuntime:
             schedule=float(options.get("kube_schedule_timeout") or DEFAULT_SCHEDULE_LIMIT),
             pull=float(options.get("kube_pull_timeout") or DEFAULT_PULL_LIMIT),
         )
+        self._helper_image = helper_image(options.get("kube_failure_helper_image"))
         self._api: KubeApi = KubeApi(configuration, namespace)
         try:
             self._check_namespace()
@@ -83,7 +103,15 @@ class KubeRuntime:
             name="check",
             image="tinklet-start-check",
         )
-        self._api.dry_run_create_job(job_manifest(check, START_CHECK_JOB, self._job_options(None)))
+        answer = self._api.dry_run_create_job(job_manifest(check, START_CHECK_JOB, self._job_options(None)))
+        pod_spec = answer.get("spec", {}).get("template", {}).get("spec") or {}
+        if self._helper_image and not has_failure_helper(pod_spec):
+            log.warning(
+                "the Kubernetes API server dropped restartPolicy: Always of an init container "
+                "(native sidecars need Kubernetes >= 1.29 with the SidecarContainers feature): "
+                "actions run without the failure-reason helper, only failure-message is reported"
+            )
+            self._helper_image = None
         self._api.dry_run_delete_job(START_CHECK_JOB)
         for kind in ("jobs", "pods"):
             listing = self._api.list(kind, limit=1)
@@ -100,6 +128,7 @@ class KubeRuntime:
             allow_host=self._allow_host,
             pull_secret=pull_secret,
             proxy=self._settings.proxy,
+            failure_helper_image=self._helper_image,
         )
 
     def close(self) -> None:
