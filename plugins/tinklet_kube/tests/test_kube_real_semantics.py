@@ -243,7 +243,8 @@ def test_pods_are_found_by_the_current_labels(
 
 def test_the_namespace_defaults_to_the_kubeconfig_contexts() -> None:
     with KubeTestServer(namespaces=("default", "tinklet-ctx"), context_namespace="tinklet-ctx") as server:
-        runtime = KubeRuntime(RuntimeSettings(options={"kubeconfig": str(server.kubeconfig)}))
+        options = {"kubeconfig": str(server.kubeconfig), "kube_failure_helper_image": TEST_IMAGE}
+        runtime = KubeRuntime(RuntimeSettings(options=options))
         try:
             run = new_run(new_action(TEST_IMAGE, "echo", "in the context's namespace"), RuntimeSettings())
             assert runtime.tinklet_execute_action(run.context).state is State.SUCCESS
