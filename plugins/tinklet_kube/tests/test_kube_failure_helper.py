@@ -114,6 +114,28 @@ def test_success_and_a_gone_pod_do_not_wait_for_the_helper() -> None:
     assert view.outcome(100.5) is not None
 
 
+def test_a_deadline_waits_for_the_killed_pods_files_bounded() -> None:
+    deadline = {
+        "metadata": {"name": "job"},
+        "spec": {"activeDeadlineSeconds": 2},
+        "status": {"conditions": [{"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded"}]},
+    }
+    view = _view(_pod(RUNNING, RUNNING, "Running"), now=10.0, job=deadline)
+    assert view.outcome(10.0) is None and not view.files_settled()  # the kill is on its way
+    killed = {"terminated": {"exitCode": 137, "reason": "Error", "message": "waiting for /dev/sda\n"}}
+    view.apply_pod(WatchEvent("MODIFIED", (_pod(killed, RUNNING),)), 11.0)
+    assert view.outcome(11.0) is None  # the helper has not reported yet
+    reported = {"terminated": {"exitCode": 0, "message": "DiskBusy"}}
+    view.apply_pod(WatchEvent("MODIFIED", (_pod(killed, reported),)), 11.5)
+    outcome = view.outcome(11.5)
+    assert outcome is not None and (outcome.state, outcome.reason) == (State.TIMEOUT, "timed out after 2s")
+    assert (outcome.action_reason, outcome.action_message) == ("DiskBusy", "waiting for /dev/sda")
+    stuck = _view(_pod(RUNNING, RUNNING, "Running"), now=10.0, job=deadline)
+    assert stuck.outcome(10.0) is None and stuck.outcome(14.9) is None
+    late = stuck.outcome(15.0)  # the pod's end never showed: TIMEOUT all the same
+    assert late is not None and (late.state, late.action_message) == (State.TIMEOUT, "")
+
+
 def test_a_helper_image_that_cannot_be_pulled_fails_the_action_naming_the_helper() -> None:
     waiting_action = {"waiting": {"reason": "PodInitializing"}}
     never = {"waiting": {"reason": "ErrImageNeverPull", "message": 'image "hb:1" is not present'}}
@@ -284,6 +306,28 @@ def _final_pod(cluster: Cluster, selector: str, done: Any) -> Any:
         return pods[0] if pods and done(pods[0]) else None
 
     return wait_until(check, what="the pod's end")
+
+
+def test_a_second_delete_does_not_remove_a_pod_before_its_containers_stopped(server_cluster: Cluster) -> None:
+    body = _job(f"twice-{uuid.uuid4().hex[:8]}", [], ["sh", "-c", "echo up; exec sleep 60"])
+    body["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 2
+    with _made(server_cluster, body) as selector:
+        pod = _final_pod(server_cluster, selector, lambda pod: pod.status.phase == "Running")
+        name = pod.metadata.name
+        server_cluster.core.delete_namespaced_pod(name, "default")
+        wait_until(
+            lambda: server_cluster.core.read_namespaced_pod(name, "default").metadata.deletion_timestamp
+        )
+        server_cluster.core.delete_namespaced_pod(name, "default")  # as the Job's deletion does
+        # sleep ignores SIGTERM as pid 1: the pod stays (marked) for its grace period, then shows
+        # its container killed before it goes
+        time.sleep(1.0)
+        marked = server_cluster.core.read_namespaced_pod(name, "default")
+        assert marked.metadata.deletion_timestamp is not None
+        wait_until(
+            lambda: not server_cluster.core.list_namespaced_pod("default", label_selector=selector).items,
+            what="the pod to go",
+        )
 
 
 def test_plain_init_containers_run_to_their_end_first(server_cluster: Cluster) -> None:

@@ -24,7 +24,6 @@ class KubeSuite(RuntimeBehaviourSuite):
     runtime_name = "kube"
     host_namespaces: ClassVar[bool] = False  # refused unless --kube-allow-host
     host_volumes: ClassVar[bool] = False
-    reports_failure_on_timeout: ClassVar[bool] = False  # it comes after the kill, with the pod's end
     kubeconfig = ""
     namespace = "default"
 

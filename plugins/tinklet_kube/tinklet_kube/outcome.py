@@ -8,7 +8,9 @@ pod, not the Job, decides:
 - the container's ``terminated`` state decides SUCCESS (exit code 0) or FAILED (``exit code N``,
   with the termination reason when it says more: ``exit code 137 (OOMKilled)``), unless the pod
   is being deleted (the Job's deadline, someone's ``kubectl delete``): then the Job decides;
-- the Job's ``Failed`` with reason ``DeadlineExceeded`` is TIMEOUT;
+- the Job's ``Failed`` with reason ``DeadlineExceeded`` is TIMEOUT, once the killed pod's final
+  status (the action's termination message, the helper's reason) has been seen, or the pod is
+  gone, or ``limits.reason`` seconds have passed;
 - a terminal Job whose pod is still shown running waits for the pod's final status (the caller
   lists the pods once more to fetch it); a terminal Job whose pod is gone decides alone;
 - ``ErrImageNeverPull``, ``InvalidImageName`` and containers that cannot be created
@@ -89,6 +91,7 @@ class JobView:
     pull_error: str = ""
     no_pod_reason: str = ""  # the Job's latest warning Event while it has no pod (FailedCreate …)
     container_done_at: float | None = None  # when the action container's end was first seen
+    deadline_seen_at: float | None = None  # when the Job's DeadlineExceeded was first seen
 
     def apply_job(self, event: WatchEvent) -> None:
         """Take in an event of the Job's watch."""
@@ -203,6 +206,19 @@ class JobView:
         terminated = (status.get("state") or {}).get("terminated") or {}
         return str(terminated.get("message") or "")
 
+    def files_settled(self) -> bool:
+        """True once what the action wrote can no longer change in the pod's status: its container
+        has ended and the failure-reason helper (if any) too, or the pod is gone (or there is none:
+        nothing will come)."""
+        pod = self.current_pod()
+        if pod is None or _name(pod) in self.gone_pods:
+            return True
+        if "terminated" not in (container_status(pod).get("state") or {}):
+            return False
+        if not has_failure_helper(pod.get("spec") or {}):
+            return True
+        return "terminated" in (init_container_status(pod, HELPER_NAME).get("state") or {})
+
     def awaiting_helper(self, pod: JSON, now: float) -> bool:
         """True while a failed action's outcome waits for the helper to report (bounded by
         ``limits.reason`` from the action's end)."""
@@ -232,6 +248,10 @@ class JobView:
             and condition[0] in FAILURE_CONDITIONS
             and condition[1] == "DeadlineExceeded"
         ):
+            if self.deadline_seen_at is None:
+                self.deadline_seen_at = now
+            if not self.files_settled() and now - self.deadline_seen_at < self.limits.reason:
+                return None  # the killed pod's final status carries the action's files
             limit = (self.job or {}).get("spec", {}).get("activeDeadlineSeconds")
             return Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
         terminated = (status.get("state") or {}).get("terminated")

@@ -32,7 +32,13 @@ from tinklet_kube.manifests import (
     unsupported_reason,
 )
 from tinklet_kube.names import job_name
-from tinklet_kube.outcome import DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT, Limits
+from tinklet_kube.outcome import (
+    DEFAULT_PULL_LIMIT,
+    DEFAULT_SCHEDULE_LIMIT,
+    Limits,
+    with_helper_reason,
+    with_termination_message,
+)
 from tinklet_kube.pull_secrets import PullSecrets
 
 if TYPE_CHECKING:
@@ -175,12 +181,28 @@ class KubeRuntime:
                 raise ActionInterrupted(f"action {action.label} stopped: tinklet is shutting down")
             if waited is WaitResult.TIMED_OUT:
                 limit = action.timeout if action.timeout > 0 else round(time.monotonic() - started)
-                return Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
+                timeout = Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
+                return self._after_kill(name, follower, timeout, context.log)
             return follower.outcome or Outcome(State.FAILED, reason="the Job ended without a result")
         finally:
             follower.stop()
             wait = SHUTDOWN_DELETE_WAIT_SECONDS if context.cancelled.is_set() else DELETE_WAIT_SECONDS
             self._remove_job(name, wait, context.log)
+
+    def _after_kill(
+        self, name: str, follower: JobFollower, outcome: Outcome, action_log: logging.Logger
+    ) -> Outcome:
+        """Stop the action (its Job is deleted, the pod gets its grace period) and ``outcome``
+        with the files the killed pod's final status carries, waited for ``limits.reason``
+        seconds at most."""
+        try:
+            self._api.delete_job(name)
+        except KubeApiError as exc:
+            action_log.warning("cannot delete Job %s: %s", name, exc)
+            return outcome
+        follower.files_settled.wait(self._limits.reason)
+        message, reason = follower.files()
+        return with_helper_reason(with_termination_message(outcome, message), reason)
 
     def _remove_job(self, name: str, wait: float, action_log: logging.Logger) -> None:
         try:

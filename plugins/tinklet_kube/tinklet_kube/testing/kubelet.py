@@ -50,6 +50,7 @@ BACKOFF_SECONDS = 1.0
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 MAX_TERMINATION_MESSAGE = 4096
 SPEC_NAME_LABEL = "tinklet.kube-container"
+STOP_JOIN_SECONDS = 30
 log = logging.getLogger("tinklet.kube.testserver")
 
 
@@ -204,6 +205,7 @@ class DockerKubelet:
         self._streams = docker.APIClient(base_url=docker_url, version="auto", timeout=None)
         self._lock = threading.Lock()
         self._runs: dict[tuple[str, str], PodRun] = {}
+        self._deleting: dict[tuple[str, str], threading.Event] = {}  # set once the pod is removed
         self._started: list[str] = []
 
     @property
@@ -511,7 +513,9 @@ class DockerKubelet:
         return str(created["Id"])
 
     def delete_pod(self, namespace: str, name: str, grace: int | None = None) -> None:
-        """Gracefully delete a pod: mark it, stop and remove its container, then remove it."""
+        """Gracefully delete a pod: mark it, stop and remove its containers, then remove it. A
+        second delete of a pod being deleted returns once the first has removed it (a real pod
+        stays, marked, until its kubelet has stopped its containers)."""
         try:
             pod = self._store.get("pods", namespace, name)
         except StatusError:
@@ -527,12 +531,25 @@ class DockerKubelet:
             self._store.update("pods", namespace, name, mark)
         except StatusError:
             return
+        key = (namespace, name)
         with self._lock:
-            run = self._runs.pop((namespace, name), None)
-        if run is not None:
-            self._stop(run, grace)
-        with contextlib.suppress(StatusError):
-            self._store.remove("pods", namespace, name)
+            run = self._runs.pop(key, None)
+            earlier = self._deleting.get(key) if run is None else None
+            if run is not None:
+                self._deleting[key] = threading.Event()
+        if earlier is not None:  # being deleted: it goes once its containers have stopped
+            earlier.wait(grace + STOP_JOIN_SECONDS)
+            return
+        try:
+            if run is not None:
+                self._stop(run, grace)
+            with contextlib.suppress(StatusError):
+                self._store.remove("pods", namespace, name)
+        finally:
+            with self._lock:
+                done = self._deleting.pop(key, None) if run is not None else None
+            if done is not None:
+                done.set()
 
     def _stop(self, run: PodRun, grace: int) -> None:
         run.stopping.set()
@@ -546,7 +563,7 @@ class DockerKubelet:
             except docker.errors.APIError as exc:
                 log.debug("stopping %s: %s", container, exc)
         if run.thread is not None:
-            run.thread.join(grace + 30)
+            run.thread.join(grace + STOP_JOIN_SECONDS)
         for container in containers:
             try:
                 self._api.remove_container(container, force=True)
