@@ -155,6 +155,20 @@ def test_a_helper_image_that_cannot_be_pulled_fails_the_action_naming_the_helper
     assert late is not None and "--kube-failure-helper-image" in late.reason
 
 
+def test_a_kubelet_without_sidecars_holding_the_action_back_fails_it_after_the_pull_limit() -> None:
+    view = JobView(limits=Limits(pull=10.0))
+    view.apply_job(WatchEvent("SYNC", ({"metadata": {"name": "job"}},)))
+    held = _pod({"waiting": {"reason": "PodInitializing"}}, RUNNING, "Pending")
+    view.apply_pod(WatchEvent("SYNC", (held,)), 20.0)
+    assert view.outcome(29.9) is None
+    outcome = view.outcome(30.0)
+    assert outcome is not None and outcome.state is State.FAILED
+    assert "plain init container" in outcome.reason and "--kube-failure-helper-image none" in outcome.reason
+    # an action that starts, as with a sidecar-aware kubelet, is not held
+    view.apply_pod(WatchEvent("MODIFIED", (_pod(RUNNING, RUNNING, "Running"),)), 25.0)
+    assert view.held_since is None and view.outcome(100.0) is None
+
+
 # On the test API server -----------------------------------------------------------------------
 
 

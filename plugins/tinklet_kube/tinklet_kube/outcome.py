@@ -22,7 +22,9 @@ pod, not the Job, decides:
   reason names the helper and its option); after the action container failed, its
   ``failure-reason`` comes as the helper's termination message once the kubelet has stopped it,
   which may be after the pod's and the Job's end: the outcome waits for it ``limits.reason``
-  seconds at most, then is reported without it;
+  seconds at most, then is reported without it; a helper that runs while the action stays
+  ``PodInitializing`` for ``limits.pull`` seconds (a node's kubelet without native sidecars runs
+  it as a plain init container, which never ends) fails the action, saying so;
 - a pod that is not placed on a node (``Unschedulable``), or a Job that gets no pod at all
   (admission refused it, a quota, a missing service account: the Job's warning Event says which,
   see ``no_pod_reason``), fails the action after ``limits.schedule`` seconds, even when the
@@ -55,6 +57,13 @@ DEFAULT_PULL_LIMIT = 60.0
 # kubelet notices the end (it relists about once a second), stops the helper (it exits at once,
 # at worst after the grace period) and reports its status.
 DEFAULT_REASON_LIMIT = TERMINATION_GRACE_SECONDS + 4.0
+# A kubelet older than 1.29 (or with SidecarContainers off) behind a newer API server runs the
+# helper as a plain init container, which never ends: the action would wait for good.
+HELD_BACK = (
+    "the action did not start within {limit} of the failure-reason helper: the node's kubelet "
+    "seems to run it as a plain init container (native sidecars need Kubernetes >= 1.29 on the "
+    "node); set --kube-failure-helper-image none"
+)
 HELPER_HINT = "--kube-failure-helper-image; 'none' runs actions without it"
 
 
@@ -88,6 +97,7 @@ class JobView:
     gone_pods: set[str] = field(default_factory=set)
     pods_synced: bool = False
     pull_failing_since: float | None = None
+    held_since: float | None = None  # since when the started helper holds the action back
     pull_error: str = ""
     no_pod_reason: str = ""  # the Job's latest warning Event while it has no pod (FailedCreate …)
     container_done_at: float | None = None  # when the action container's end was first seen
@@ -119,6 +129,17 @@ class JobView:
         if self.container_done_at is None and self.container_done():
             self.container_done_at = now
         self._note_pull(now)
+        self._note_held(now)
+
+    def _note_held(self, now: float) -> None:
+        pod = self.current_pod()
+        helper = init_container_status(pod, HELPER_NAME) if pod is not None else {}
+        action = _waiting(container_status(pod)) if pod is not None else {}
+        if "running" in (helper.get("state") or {}) and action.get("reason") == "PodInitializing":
+            if self.held_since is None:
+                self.held_since = now
+        else:
+            self.held_since = None
 
     def _note_pull(self, now: float) -> None:
         who, waiting = self.blocking_wait()
@@ -281,6 +302,9 @@ class JobView:
             return Outcome(State.FAILED, reason=f"image pull failed: {detail}")
         if reason in START_FAILURES:
             return Outcome(State.FAILED, reason=f"container could not start ({reason}): {detail}")
+        held = self.held_since
+        if held is not None and now - held >= self.limits.pull:
+            return Outcome(State.FAILED, reason=HELD_BACK.format(limit=f"{self.limits.pull:g}s"))
         since = self.pull_failing_since
         if since is not None and now - since >= self.limits.pull:
             return Outcome(State.FAILED, reason=f"image pull failed: {self.pull_error}")
