@@ -216,8 +216,7 @@ class JobView:
         outcome = self._outcome(now)
         if outcome is None:
             return None
-        outcome = with_termination_message(outcome, self.termination_message())
-        return with_helper_reason(outcome, self.helper_reason())
+        return with_action_files(outcome, self.termination_message(), self.helper_reason())
 
     def helper_reason(self) -> str:
         """The failure-reason helper's termination message in the current pod (``""`` until it
@@ -240,17 +239,11 @@ class JobView:
             return True
         return "terminated" in (init_container_status(pod, HELPER_NAME).get("state") or {})
 
-    def awaiting_helper(self, pod: JSON, now: float) -> bool:
-        """True while a failed action's outcome waits for the helper to report (bounded by
-        ``limits.reason`` from the action's end)."""
-        if not has_failure_helper(pod.get("spec") or {}):
-            return False
-        if "terminated" in (init_container_status(pod, HELPER_NAME).get("state") or {}):
-            return False
-        if _name(pod) in self.gone_pods:
-            return False
-        ended = self.container_done_at if self.container_done_at is not None else now
-        return now - ended < self.limits.reason
+    def _awaiting_files(self, since: float | None, now: float) -> bool:
+        """True while the action's files may still come: not :meth:`files_settled` and less than
+        ``limits.reason`` seconds since ``since`` (the action's end, the deadline)."""
+        start = since if since is not None else now
+        return not self.files_settled() and now - start < self.limits.reason
 
     def termination_message(self) -> str:
         """The termination message the kubelet copied from the current pod's container (``""``
@@ -271,14 +264,14 @@ class JobView:
         ):
             if self.deadline_seen_at is None:
                 self.deadline_seen_at = now
-            if not self.files_settled() and now - self.deadline_seen_at < self.limits.reason:
+            if self._awaiting_files(self.deadline_seen_at, now):
                 return None  # the killed pod's final status carries the action's files
             limit = (self.job or {}).get("spec", {}).get("activeDeadlineSeconds")
             return Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
         terminated = (status.get("state") or {}).get("terminated")
         if terminated and pod is not None and not pod.get("metadata", {}).get("deletionTimestamp"):
             exited = _exited(terminated)
-            if exited.state is State.FAILED and self.awaiting_helper(pod, now):
+            if exited.state is State.FAILED and self._awaiting_files(self.container_done_at, now):
                 return None
             return exited
         if self.job is None:
@@ -323,22 +316,18 @@ class JobView:
         return Outcome(State.FAILED, reason=f"the pod was not scheduled within {limit}: {reason}")
 
 
-def with_termination_message(outcome: Outcome, message: str) -> Outcome:
-    """A FAILED or TIMEOUT ``outcome`` with the action's termination message (its
-    ``/tinkerbell/failure-message``) as ``action_message``; others unchanged."""
-    text = one_line_text(message.encode(), MAX_MESSAGE_BYTES)
-    if not text or outcome.state not in (State.FAILED, State.TIMEOUT):
+def with_action_files(outcome: Outcome, message: str, reason: str = "") -> Outcome:
+    """A FAILED or TIMEOUT ``outcome`` with what the action wrote, each as one bounded, escaped
+    line: ``message`` (its container's termination message, ``/tinkerbell/failure-message``) as
+    ``action_message`` and ``reason`` (the helper's report of ``failure-reason``) as
+    ``action_reason``; others unchanged."""
+    if outcome.state not in (State.FAILED, State.TIMEOUT):
         return outcome
-    return dataclasses.replace(outcome, action_message=text)
-
-
-def with_helper_reason(outcome: Outcome, reason: str) -> Outcome:
-    """A FAILED or TIMEOUT ``outcome`` with the action's ``failure-reason`` (as the helper
-    reported it) as ``action_reason``; others unchanged."""
-    text = one_line_text(reason.encode(), MAX_REASON_BYTES)
-    if not text or outcome.state not in (State.FAILED, State.TIMEOUT):
-        return outcome
-    return dataclasses.replace(outcome, action_reason=text)
+    return dataclasses.replace(
+        outcome,
+        action_message=one_line_text(message.encode(), MAX_MESSAGE_BYTES) or outcome.action_message,
+        action_reason=one_line_text(reason.encode(), MAX_REASON_BYTES) or outcome.action_reason,
+    )
 
 
 def _waiting(status: JSON) -> JSON:

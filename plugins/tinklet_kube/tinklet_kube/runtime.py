@@ -36,8 +36,7 @@ from tinklet_kube.outcome import (
     DEFAULT_PULL_LIMIT,
     DEFAULT_SCHEDULE_LIMIT,
     Limits,
-    with_helper_reason,
-    with_termination_message,
+    with_action_files,
 )
 from tinklet_kube.pull_secrets import PullSecrets
 
@@ -202,7 +201,7 @@ class KubeRuntime:
             return outcome
         follower.files_settled.wait(self._limits.reason)
         message, reason = follower.files()
-        return with_helper_reason(with_termination_message(outcome, message), reason)
+        return with_action_files(outcome, message, reason)
 
     def _remove_job(self, name: str, wait: float, action_log: logging.Logger) -> None:
         try:
