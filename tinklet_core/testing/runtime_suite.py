@@ -119,11 +119,12 @@ class RuntimeBehaviourSuite:
     #: False when the runtime's test environment never contacts a registry (a test double
     #: whose nodes pull nothing); the credential request is still checked.
     pulls_from_registries: ClassVar[bool] = True
-    #: False when only ``/tinkerbell/failure-message`` comes back from the action (Kubernetes:
-    #: the termination message), not ``failure-reason``.
+    #: False when only ``/tinkerbell/failure-message`` comes back from the action, not
+    #: ``failure-reason`` (Kubernetes with its failure-reason helper turned off: a container has
+    #: one termination message).
     reports_failure_reason: ClassVar[bool] = True
-    #: False when a TIMEOUT is reported before the killed action's files can be read
-    #: (Kubernetes: the termination message comes with the pod's final status, after the kill).
+    #: False when a TIMEOUT is reported before the killed action's files can be read (a
+    #: runtime that cannot wait for the killed action's final state).
     reports_failure_on_timeout: ClassVar[bool] = True
     #: True when the runtime's image pulls follow tinklet's proxy settings (a Podman service
     #: tinklet starts), False when someone else's settings decide (a running dockerd).

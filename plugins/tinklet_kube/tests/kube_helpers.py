@@ -38,6 +38,8 @@ class Cluster:
                 "kubeconfig": self.kubeconfig,
                 "kube_namespace": self.namespace,
                 "kube_pull_timeout": 3,
+                # the failure-reason helper from the test image (the test server pulls nothing)
+                "kube_failure_helper_image": self.image,
                 **options,
             },
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kube_helpers import new_action
 from tinklet_kube.manifests import JobOptions, job_manifest
-from tinklet_kube.outcome import with_termination_message
+from tinklet_kube.outcome import with_action_files
 
 from tinklet_core.model import Outcome, State
 from tinklet_core.proxy import ProxySettings
@@ -33,8 +33,11 @@ def test_pods_get_the_proxy_unless_the_action_sets_it() -> None:
 
 
 def test_the_termination_message_is_one_escaped_line_on_failures_only() -> None:
-    failed = with_termination_message(Outcome(State.FAILED, "exit code 1"), "disk\n\x1b[31mgone\n")
+    failed = with_action_files(Outcome(State.FAILED, "exit code 1"), "disk\n\x1b[31mgone\n")
     assert failed.action_message == "disk | \\x1b[31mgone"
     success = Outcome(State.SUCCESS)
-    assert with_termination_message(success, "all fine") == success
-    assert with_termination_message(Outcome(State.FAILED), "") == Outcome(State.FAILED)
+    assert with_action_files(success, "all fine") == success
+    assert with_action_files(Outcome(State.FAILED), "") == Outcome(State.FAILED)
+    reason = with_action_files(Outcome(State.TIMEOUT), "m", "Disk\x1b\n" + "x" * 300)
+    assert reason.action_message == "m" and reason.action_reason.startswith("Disk\\x1b | xx")
+    assert len(reason.action_reason.encode()) <= 256 + len("\\x1b | …".encode())

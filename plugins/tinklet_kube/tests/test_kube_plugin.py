@@ -44,6 +44,7 @@ def test_the_runtime_spec() -> None:
         "kube-allow-host",
         "kube-schedule-timeout",
         "kube-pull-timeout",
+        "kube-failure-helper-image",
     }
     # no fixed default: the kubeconfig context's namespace, else the pod's own, else "default"
     assert options["kube-namespace"].default is None
@@ -51,6 +52,8 @@ def test_the_runtime_spec() -> None:
         assert options[limit].kind is float and options[limit].default > 0
     assert options["kube-allow-host"].kind is bool and options["kube-allow-host"].default is False
     assert options["kubeconfig"].default is None and options["kubeconfig"].env_fallback == "KUBECONFIG"
+    # a pinned public image with a shell; "none" turns the helper off
+    assert options["kube-failure-helper-image"].default == "busybox:1.36"
     (info,) = [info for info in describe_plugins(loaded) if info.name == "kube"]
     assert info.distribution == "tinklet-kube" and info.runtimes == ("kube",)
     assert {

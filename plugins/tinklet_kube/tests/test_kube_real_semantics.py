@@ -41,11 +41,12 @@ def kube(server_cluster: Cluster, behaviour: ServerBehaviour) -> Iterator[KubeRu
         opened.close()
 
 
-def test_hundred_fast_actions_deliver_every_line(
-    server_cluster: Cluster, behaviour: ServerBehaviour, kube: KubeRuntime
-) -> None:
+def test_hundred_fast_actions_deliver_every_line(server_cluster: Cluster, behaviour: ServerBehaviour) -> None:
     # the controller completes the Job at once; the kubelet's relist never sees these short
-    # containers running (Pending, then Succeeded); the pods' watch runs behind the Jobs' watch
+    # containers running (Pending, then Succeeded); the pods' watch runs behind the Jobs' watch.
+    # Without the failure-reason helper: it is one more container to start and stop per pod
+    # (about a second each here), which this test of the log's path would spend 100 times.
+    kube = KubeRuntime(server_cluster.settings(kube_failure_helper_image="none"))
     behaviour.controller_delay = 0.0
     behaviour.status_sync = 1.0
     behaviour.watch_lag = {"pods": 0.5}
@@ -55,8 +56,11 @@ def test_hundred_fast_actions_deliver_every_line(
         action_run = new_run(actions[index], server_cluster.settings())
         return kube.tinklet_execute_action(action_run.context).state, action_run.lines
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(run, range(100)))
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(run, range(100)))
+    finally:
+        kube.close()
     assert [state for state, _lines in results] == [State.SUCCESS] * 100
     delivered = [lines for _state, lines in results]
     assert delivered == [[f"line {index}"] for index in range(100)]
@@ -243,7 +247,8 @@ def test_pods_are_found_by_the_current_labels(
 
 def test_the_namespace_defaults_to_the_kubeconfig_contexts() -> None:
     with KubeTestServer(namespaces=("default", "tinklet-ctx"), context_namespace="tinklet-ctx") as server:
-        runtime = KubeRuntime(RuntimeSettings(options={"kubeconfig": str(server.kubeconfig)}))
+        options = {"kubeconfig": str(server.kubeconfig), "kube_failure_helper_image": TEST_IMAGE}
+        runtime = KubeRuntime(RuntimeSettings(options=options))
         try:
             run = new_run(new_action(TEST_IMAGE, "echo", "in the context's namespace"), RuntimeSettings())
             assert runtime.tinklet_execute_action(run.context).state is State.SUCCESS

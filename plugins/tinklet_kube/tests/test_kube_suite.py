@@ -24,16 +24,21 @@ class KubeSuite(RuntimeBehaviourSuite):
     runtime_name = "kube"
     host_namespaces: ClassVar[bool] = False  # refused unless --kube-allow-host
     host_volumes: ClassVar[bool] = False
-    reports_failure_reason: ClassVar[bool] = False  # only the termination message comes back
-    reports_failure_on_timeout: ClassVar[bool] = False  # it comes after the kill, with the pod's end
     kubeconfig = ""
     namespace = "default"
 
     def runtime_options(self) -> dict[str, Any]:
-        return {"kubeconfig": self.kubeconfig, "kube_namespace": self.namespace}
+        return {
+            "kubeconfig": self.kubeconfig,
+            "kube_namespace": self.namespace,
+            "kube_failure_helper_image": self.image,
+        }
 
     def cli_options(self) -> list[str]:
-        return ["--kubeconfig", self.kubeconfig, "--kube-namespace", self.namespace]
+        return [
+            *("--kubeconfig", self.kubeconfig, "--kube-namespace", self.namespace),
+            *("--kube-failure-helper-image", self.image),
+        ]
 
     def startup_allowance(self) -> float:
         # the Job's foreground deletion (pod grace period, then the Job) comes after the kill

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.runtime import RuntimeOption, RuntimeSpec
+from tinklet_kube.manifests import DEFAULT_HELPER_IMAGE
 from tinklet_kube.outcome import DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT
 from tinklet_kube.runtime import KubeRuntime
 
@@ -43,6 +44,13 @@ OPTIONS = (
         help="seconds an image pull may keep failing (the kubelet retries) before the action fails",
         kind=float,
         default=DEFAULT_PULL_LIMIT,
+    ),
+    RuntimeOption(
+        name="kube-failure-helper-image",
+        help="image with a POSIX shell for the native sidecar that reports an action's "
+        "/tinkerbell/failure-reason (Kubernetes >= 1.29; pulled like the action's image); "
+        "'none' turns it off and only failure-message is reported",
+        default=DEFAULT_HELPER_IMAGE,
     ),
 )
 

@@ -157,10 +157,11 @@ class KubeApi:
                 return None
             raise
 
-    def dry_run_create_job(self, manifest: JSON) -> None:
+    def dry_run_create_job(self, manifest: JSON) -> JSON:
         """Ask the server whether it would create ``manifest`` (namespace, RBAC, admission,
-        validation) without creating anything."""
-        self._json(self._batch.create_namespaced_job, self.namespace, manifest, dry_run="All")
+        validation) without creating anything; the Job as the server would have stored it
+        (fields it does not know are dropped)."""
+        return self._json(self._batch.create_namespaced_job, self.namespace, manifest, dry_run="All")
 
     def dry_run_delete_job(self, name: str) -> None:
         """Ask the server whether this client may delete Jobs; a 404 (no such Job) means yes."""

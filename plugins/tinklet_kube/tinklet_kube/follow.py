@@ -92,6 +92,10 @@ class JobFollower:
     ) -> None:
         self.finished = threading.Event()
         self.outcome: Outcome | None = None
+        # set once the action's termination message and the helper's reason are final (or
+        # following ended): see files()
+        self.files_settled = threading.Event()
+        self._files = ("", "")
         self._api = api
         self._output = output
         self._log = log
@@ -190,8 +194,12 @@ class JobFollower:
                     self._log.warning("%s", printable(trouble))
                 told = trouble
                 self._follow_log(view)
+                self._files = (view.termination_message(), view.helper_reason())
+                if view.current_pod() is not None and view.files_settled():
+                    self.files_settled.set()
                 outcome = view.outcome(time.monotonic())
             self.outcome = outcome
+            self.files_settled.set()
             self._container_done.set()
             log_thread = self._log_thread
             if outcome is not None and log_thread is not None:
@@ -202,6 +210,11 @@ class JobFollower:
             for watch in self._watches.values():
                 watch.close()
             self.finished.set()
+
+    def files(self) -> tuple[str, str]:
+        """``(termination message, failure reason)`` as last seen in the pod's status (final once
+        :attr:`files_settled` is set)."""
+        return self._files
 
     def _list_pods(self, view: JobView) -> None:
         try:

@@ -19,8 +19,16 @@ Mapping (docker semantics kept where Kubernetes has an equivalent):
 - The action's ``/tinkerbell`` directory (see :mod:`tinklet_core.action_failure`) is an
   ``emptyDir``, and the container's ``terminationMessagePath`` is
   ``/tinkerbell/failure-message``: the kubelet copies that file (up to 4 KiB) into the pod's
-  status, where tinklet reads it. ``failure-reason`` has no such path out of the pod: on
-  Kubernetes only the message is reported.
+  status, where tinklet reads it. A pod has one termination message per container, so
+  ``failure-reason`` leaves the pod through a second container: with
+  ``JobOptions.failure_helper_image`` set, the pod gets a *native sidecar* (an init container
+  with ``restartPolicy: Always``, Kubernetes >= 1.29) named :data:`HELPER_NAME` that mounts the
+  same ``emptyDir`` read-only at :data:`HELPER_DIR` and only waits. The kubelet starts it before
+  the action and sends it SIGTERM only once the action has ended; its TERM trap copies a regular
+  (not symlinked) ``failure-reason``, at most 256 bytes, to its own termination message, where
+  tinklet reads it (``initContainerStatuses``). The action starts only after the helper has
+  started, so a helper image that cannot be pulled holds the action back (tinklet fails it after
+  ``kube-pull-timeout``, naming the helper). Without a helper image only the message comes back.
 - The proxy settings fill the proxy variables the action's ``env`` does not set.
 - Named volumes are not supported: Tinkerbell uses them to share files between the actions of
   a workflow, and a pod's volumes (``emptyDir``) die with the pod. Use a host path (with
@@ -35,7 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinklet_core.action_failure import CONTAINER_DIR, MESSAGE_FILE
+from tinklet_core.action_failure import CONTAINER_DIR, MAX_REASON_BYTES, MESSAGE_FILE, REASON_FILE
 from tinklet_core.model import Action, RegistryCredentials
 from tinklet_core.proxy import ProxySettings, with_proxy_defaults
 from tinklet_core.runtime import Privilege, PullPolicy
@@ -44,6 +52,18 @@ from tinklet_kube.names import label_value
 JSON = dict[str, Any]
 CONTAINER_NAME = "action"
 FAILURE_VOLUME = "tinkerbell"
+# The native sidecar that carries failure-reason out of the pod (see the module's docstring).
+HELPER_NAME = "failure-reason"
+HELPER_DIR = "/tinklet-failure"
+DEFAULT_HELPER_IMAGE = "busybox:1.36"
+# Waits (``sleep & wait`` so the trap runs at once); on TERM copies the reason file, if it is a
+# regular file and not a symlink, bounded, to the termination message, and exits 0.
+HELPER_SCRIPT = (
+    f"reason={HELPER_DIR}/{REASON_FILE}; "
+    'trap \'if [ -f "$reason" ] && [ ! -L "$reason" ]; then '
+    f'head -c {MAX_REASON_BYTES} "$reason" > /dev/termination-log; fi; exit 0\' TERM; '
+    "while :; do sleep 3600 & wait $!; done"
+)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tinklet"}
 # A short grace period: like the docker runtime's kill, and lets SIGTERM shutdowns finish fast.
 TERMINATION_GRACE_SECONDS = 1
@@ -70,6 +90,7 @@ class JobOptions:
     allow_host: bool = False
     pull_secret: str | None = None
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    failure_helper_image: str | None = None  # the sidecar that reports failure-reason; None: none
 
 
 def unsupported_reason(action: Action, allow_host: bool) -> str | None:
@@ -160,6 +181,8 @@ def job_manifest(action: Action, name: str, options: JobOptions) -> JSON:
         ),
         {"name": FAILURE_VOLUME, "mountPath": CONTAINER_DIR},
     ]
+    if options.failure_helper_image:
+        pod_spec["initContainers"] = [failure_helper(options.failure_helper_image, options.pull_policy)]
     spec: dict[str, object] = {
         "backoffLimit": 0,
         "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
@@ -177,6 +200,30 @@ def job_manifest(action: Action, name: str, options: JobOptions) -> JSON:
         },
         "spec": spec,
     }
+
+
+def failure_helper(image: str, pull_policy: PullPolicy) -> JSON:
+    """The native sidecar that reports the action's ``failure-reason`` as its own termination
+    message (see the module's docstring): unprivileged, read-only, pulled like the action."""
+    return {
+        "name": HELPER_NAME,
+        "image": image,
+        "imagePullPolicy": _PULL_POLICIES[pull_policy],
+        "restartPolicy": "Always",
+        "command": ["sh", "-c", HELPER_SCRIPT],
+        "volumeMounts": [{"name": FAILURE_VOLUME, "mountPath": HELPER_DIR, "readOnly": True}],
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+    }
+
+
+def has_failure_helper(pod_spec: JSON) -> bool:
+    """True when ``pod_spec`` (a pod's, or a Job template's) runs the failure-reason helper as a
+    native sidecar; ``False`` also when a server too old for sidecars dropped its
+    ``restartPolicy``."""
+    return any(
+        init.get("name") == HELPER_NAME and init.get("restartPolicy") == "Always"
+        for init in pod_spec.get("initContainers") or ()
+    )
 
 
 def _security_context(privilege: Privilege) -> dict[str, object]:

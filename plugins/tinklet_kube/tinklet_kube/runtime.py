@@ -24,9 +24,20 @@ from tinklet_core.runtime import (
 from tinklet_kube.errors import KubeApiError
 from tinklet_kube.follow import JobFollower
 from tinklet_kube.jobs import DELETE_WAIT_SECONDS, create_or_adopt, delete_and_wait
-from tinklet_kube.manifests import JobOptions, job_manifest, unsupported_reason
+from tinklet_kube.manifests import (
+    DEFAULT_HELPER_IMAGE,
+    JobOptions,
+    has_failure_helper,
+    job_manifest,
+    unsupported_reason,
+)
 from tinklet_kube.names import job_name
-from tinklet_kube.outcome import DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT, Limits
+from tinklet_kube.outcome import (
+    DEFAULT_PULL_LIMIT,
+    DEFAULT_SCHEDULE_LIMIT,
+    Limits,
+    with_action_files,
+)
 from tinklet_kube.pull_secrets import PullSecrets
 
 if TYPE_CHECKING:
@@ -36,6 +47,17 @@ if TYPE_CHECKING:
 SHUTDOWN_DELETE_WAIT_SECONDS = 8.0
 # The Job the start-up check asks the server about (dry run: nothing is created or deleted).
 START_CHECK_JOB = "tinklet-start-check"
+HELPER_OFF = frozenset({"", "none"})
+log = logging.getLogger("tinklet.kube")
+
+
+def helper_image(value: object) -> str | None:
+    """The failure-reason helper's image from the ``kube_failure_helper_image`` option: the
+    default when unset, ``None`` when turned off (``""`` or ``none``)."""
+    if value is None:
+        return DEFAULT_HELPER_IMAGE
+    image = str(value).strip()
+    return None if image.lower() in HELPER_OFF else image
 
 
 class KubeRuntime:
@@ -44,8 +66,10 @@ class KubeRuntime:
     Options: ``kubeconfig`` (one path or several joined by ``:``; else the in-cluster config,
     else ``~/.kube/config``), ``kube_namespace`` (default: the kubeconfig context's, the pod's
     own in a cluster, else ``default``), ``kube_service_account``, ``kube_allow_host``,
-    ``kube_schedule_timeout`` and ``kube_pull_timeout`` (seconds). The constructor imports the
-    kubernetes client and checks, without side effects, that actions can run in the namespace.
+    ``kube_schedule_timeout`` and ``kube_pull_timeout`` (seconds), ``kube_failure_helper_image``
+    (see :func:`helper_image`). The constructor imports the kubernetes client and checks, without
+    side effects, that actions can run in the namespace (and that the server keeps the helper's
+    native-sidecar field; if not, actions run without the helper).
     """
 
     def __init__(self, settings: RuntimeSettings) -> None:
@@ -62,6 +86,7 @@ class KubeRuntime:
             schedule=float(options.get("kube_schedule_timeout") or DEFAULT_SCHEDULE_LIMIT),
             pull=float(options.get("kube_pull_timeout") or DEFAULT_PULL_LIMIT),
         )
+        self._helper_image = helper_image(options.get("kube_failure_helper_image"))
         self._api: KubeApi = KubeApi(configuration, namespace)
         try:
             self._check_namespace()
@@ -83,7 +108,15 @@ class KubeRuntime:
             name="check",
             image="tinklet-start-check",
         )
-        self._api.dry_run_create_job(job_manifest(check, START_CHECK_JOB, self._job_options(None)))
+        answer = self._api.dry_run_create_job(job_manifest(check, START_CHECK_JOB, self._job_options(None)))
+        pod_spec = answer.get("spec", {}).get("template", {}).get("spec") or {}
+        if self._helper_image and not has_failure_helper(pod_spec):
+            log.warning(
+                "the Kubernetes API server dropped restartPolicy: Always of an init container "
+                "(native sidecars need Kubernetes >= 1.29 with the SidecarContainers feature): "
+                "actions run without the failure-reason helper, only failure-message is reported"
+            )
+            self._helper_image = None
         self._api.dry_run_delete_job(START_CHECK_JOB)
         for kind in ("jobs", "pods"):
             listing = self._api.list(kind, limit=1)
@@ -100,6 +133,7 @@ class KubeRuntime:
             allow_host=self._allow_host,
             pull_secret=pull_secret,
             proxy=self._settings.proxy,
+            failure_helper_image=self._helper_image,
         )
 
     def close(self) -> None:
@@ -146,12 +180,28 @@ class KubeRuntime:
                 raise ActionInterrupted(f"action {action.label} stopped: tinklet is shutting down")
             if waited is WaitResult.TIMED_OUT:
                 limit = action.timeout if action.timeout > 0 else round(time.monotonic() - started)
-                return Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
+                timeout = Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
+                return self._after_kill(name, follower, timeout, context.log)
             return follower.outcome or Outcome(State.FAILED, reason="the Job ended without a result")
         finally:
             follower.stop()
             wait = SHUTDOWN_DELETE_WAIT_SECONDS if context.cancelled.is_set() else DELETE_WAIT_SECONDS
             self._remove_job(name, wait, context.log)
+
+    def _after_kill(
+        self, name: str, follower: JobFollower, outcome: Outcome, action_log: logging.Logger
+    ) -> Outcome:
+        """Stop the action (its Job is deleted, the pod gets its grace period) and ``outcome``
+        with the files the killed pod's final status carries, waited for ``limits.reason``
+        seconds at most."""
+        try:
+            self._api.delete_job(name)
+        except KubeApiError as exc:
+            action_log.warning("cannot delete Job %s: %s", name, exc)
+            return outcome
+        follower.files_settled.wait(self._limits.reason)
+        message, reason = follower.files()
+        return with_action_files(outcome, message, reason)
 
     def _remove_job(self, name: str, wait: float, action_log: logging.Logger) -> None:
         try:

@@ -53,7 +53,7 @@ from tinklet_kube.testing.behaviour import ServerBehaviour
 from tinklet_kube.testing.controller import JobController
 from tinklet_kube.testing.kubelet import CONTAINER_LABEL, DockerKubelet
 from tinklet_kube.testing.store import ObjectStore, Selector, StatusError, bad_request, not_found
-from tinklet_kube.testing.validation import validate_job, validate_secret
+from tinklet_kube.testing.validation import drop_sidecar_fields, validate_job, validate_secret
 
 JSON = dict[str, Any]
 log = logging.getLogger("tinklet.kube.testserver")
@@ -321,6 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
                 f'admission webhook "policy.tinklet.test" denied the request: {api.behaviour.refuse_jobs}',
                 {"name": name, "group": "batch", "kind": "jobs"},
             )
+        if resource == "jobs" and api.behaviour.no_sidecars:
+            drop_sidecar_fields(body)
         if dry_run:
             if resource == "jobs":
                 validate_job(body)

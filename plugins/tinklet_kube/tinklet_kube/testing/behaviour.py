@@ -24,7 +24,11 @@ runtime against documented API server behaviour that a kind test double would hi
   with ``PodScheduled=False``, reason ``Unschedulable``;
 - ``pull_errors``: how many transient ``ErrImagePull``/``ImagePullBackOff`` rounds a pod goes
   through before its image pull succeeds;
-- ``legacy_labels``: whether pods also carry the pre-1.27 ``controller-uid``/``job-name`` labels.
+- ``legacy_labels``: whether pods also carry the pre-1.27 ``controller-uid``/``job-name`` labels;
+- ``no_sidecars``: behave like a server before Kubernetes 1.29 (or with the SidecarContainers
+  feature gate off): ``restartPolicy`` of init containers is an unknown field and silently
+  dropped from every Job (also on server-side dry run), so a "sidecar" becomes a plain init
+  container that must end before the pod's containers start.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class ServerBehaviour:
     unschedulable: str | None = None
     pull_errors: int = 0
     legacy_labels: bool = True
+    no_sidecars: bool = False
 
     def reset(self) -> None:
         """Back to an ordinary cluster."""

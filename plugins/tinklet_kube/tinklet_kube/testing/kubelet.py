@@ -12,9 +12,18 @@ directory that lives as long as the pod), and the termination message: as a real
 bind-mounts an empty host file at the container's ``terminationMessagePath`` (default
 ``/dev/termination-log``) and copies up to 4 KiB of it into
 ``containerStatuses[].state.terminated.message`` when the container ends. Deleting a pod stops
-its container (SIGTERM, then SIGKILL after the grace period), removes it, then removes the pod.
-Every container carries the label :data:`CONTAINER_LABEL` with the server's id, so tests can find
-and clean them.
+its containers (SIGTERM, then SIGKILL after the grace period; regular ones first, then sidecars),
+removes them, then removes the pod. Every container carries the label :data:`CONTAINER_LABEL`
+with the server's id, so tests can find and clean them.
+
+Init containers run as a real kubelet runs them (``initContainerStatuses``): in order, before
+the regular container; a plain one must exit 0 first (else the pod fails), a *native sidecar*
+(``restartPolicy: Always``) only has to have started. Once the regular container has ended, the
+pod's phase and the regular container's status are reported first (the phase is decided by the
+regular container), and only then are the sidecars sent SIGTERM, given the pod's grace period
+(then SIGKILL), and their ends, with their termination messages, reported: a sidecar's final
+status arrives after the pod's end, as it may in a real cluster. A sidecar that exits on its own
+is not restarted. Only the regular container's image goes through ``pull_errors``.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ CONTAINER_LABEL = "tinklet.kube-testserver"
 BACKOFF_SECONDS = 1.0
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 MAX_TERMINATION_MESSAGE = 4096
+SPEC_NAME_LABEL = "tinklet.kube-container"
+STOP_JOIN_SECONDS = 30
 log = logging.getLogger("tinklet.kube.testserver")
 
 
@@ -132,26 +143,34 @@ class _LogReader:
             current.close()
 
 
+def is_sidecar(container: JSON) -> bool:
+    """True for an init container that is a native sidecar (``restartPolicy: Always``)."""
+    return container.get("restartPolicy") == "Always"
+
+
 @dataclass
 class PodRun:
-    """One pod's container and the thread that runs it."""
+    """One pod's containers and the thread that runs them."""
 
     namespace: str
     name: str
     stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    container: str | None = None
+    container: str | None = None  # the regular container's docker id
+    sidecars: dict[str, str] = field(default_factory=dict)  # started sidecars' docker ids by name
+    initializing: str | None = None  # the plain init container running now
     thread: threading.Thread | None = None
     ended: bool = False
-    scratch: Path | None = None  # the pod's emptyDir volumes and termination message file
+    scratch: Path | None = None  # the pod's emptyDir volumes and termination message files
+    statuses: dict[str, JSON] = field(default_factory=dict)  # by container name
 
-    def termination_file(self) -> Path | None:
-        """The host file mounted at the container's ``terminationMessagePath``."""
-        return self.scratch / "termination-log" if self.scratch is not None else None
+    def termination_file(self, container: str) -> Path | None:
+        """The host file mounted at container ``container``'s ``terminationMessagePath``."""
+        return self.scratch / f"termination-{container}" if self.scratch is not None else None
 
-    def termination_message(self) -> str:
+    def termination_message(self, container: str) -> str:
         """What the container wrote to its termination message file (up to 4 KiB)."""
-        path = self.termination_file()
+        path = self.termination_file(container)
         if path is None:
             return ""
         try:
@@ -186,6 +205,7 @@ class DockerKubelet:
         self._streams = docker.APIClient(base_url=docker_url, version="auto", timeout=None)
         self._lock = threading.Lock()
         self._runs: dict[tuple[str, str], PodRun] = {}
+        self._deleting: dict[tuple[str, str], threading.Event] = {}  # set once the pod is removed
         self._started: list[str] = []
 
     @property
@@ -226,56 +246,60 @@ class DockerKubelet:
             **extra,
         }
 
+    def _report(self, run: PodRun, spec: JSON, **pod_status: object) -> JSON | None:
+        """Write ``pod_status`` and every container status known so far into the pod."""
+        inits = [
+            run.statuses[c["name"]] for c in spec.get("initContainers") or () if c["name"] in run.statuses
+        ]
+        regular = [run.statuses[c["name"]] for c in spec["containers"] if c["name"] in run.statuses]
+        status: JSON = {**pod_status, "containerStatuses": regular}
+        if inits:
+            status["initContainerStatuses"] = inits
+        return self._set_status(run, status)
+
+    def _note(self, run: PodRun, container: JSON, state: JSON, **extra: object) -> None:
+        run.statuses[str(container["name"])] = self._container_status(container, state, **extra)
+
     def _run(self, run: PodRun, pod: JSON) -> None:
         spec = pod["spec"]
         container = spec["containers"][0]
-        waiting = {"waiting": {"reason": "ContainerCreating"}}
-        self._set_status(
-            run,
-            {
-                "phase": "Pending",
-                "startTime": now(),
-                "hostIP": "127.0.0.1",
-                "conditions": [{"type": "PodScheduled", "status": "True"}],
-                "containerStatuses": [self._container_status(container, waiting)],
-            },
+        inits = list(spec.get("initContainers") or ())
+        for init in inits:
+            self._note(run, init, {"waiting": {"reason": "PodInitializing"}})
+        self._note(
+            run, container, {"waiting": {"reason": "PodInitializing" if inits else "ContainerCreating"}}
         )
-        image = str(container["image"])
-        for _round in range(self._behaviour.pull_errors):
-            if self._pull_error(run, container):
+        self._report(
+            run,
+            spec,
+            phase="Pending",
+            startTime=now(),
+            hostIP="127.0.0.1",
+            conditions=[{"type": "PodScheduled", "status": "True"}],
+        )
+        run.scratch = Path(tempfile.mkdtemp(prefix="tinklet-kubelet-"))
+        for init in inits:
+            if not self._run_init(run, spec, init):
                 return
-        if self._behaviour.pull_errors:  # pulled at last: the container is being made
-            self._set_status(run, {"containerStatuses": [self._container_status(container, waiting)]})
-        if not self._image_present(image):
-            self._image_missing(run, container)
+        self._note(run, container, {"waiting": {"reason": "ContainerCreating"}})
+        for _round in range(self._behaviour.pull_errors):
+            if self._pull_error(run, spec, container):
+                return
+        if self._behaviour.pull_errors or inits:  # pulled at last: the container is being made
+            self._report(run, spec)
+        started = self._launch(run, spec, container)
+        if started is None:
             return
-        try:
-            with run.lock:
-                if run.stopping.is_set():
-                    return
-                run.container = self._create(run, spec, container)
-                self._api.start(run.container)
-        except docker.errors.APIError as exc:
-            state = {"waiting": {"reason": "RunContainerError", "message": str(exc.explanation or exc)}}
-            self._set_status(run, {"containerStatuses": [self._container_status(container, state)]})
-            return
-        container_id = f"docker://{run.container}"
-        started = now()
-        running = {
-            "phase": "Running",
-            "containerStatuses": [
-                self._container_status(
-                    container, {"running": {"startedAt": started}}, containerID=container_id
-                )
-            ],
-        }
+        run.container, container_id, started_at = started
+        running_state = {"running": {"startedAt": started_at}}
 
         def report_running(relist: bool) -> None:
             if relist and not self._still_running(str(run.container)):
                 return  # the relist found it exited: the pod goes from Pending to its end
             with run.lock:
                 if not run.ended:
-                    self._set_status(run, running)
+                    self._note(run, container, running_state, containerID=container_id)
+                    self._report(run, spec, phase="Running")
 
         sync = self._behaviour.status_sync
         timer = threading.Timer(sync, report_running, args=(True,)) if sync > 0 else None
@@ -285,8 +309,7 @@ class DockerKubelet:
             timer.daemon = True
             timer.start()
         try:
-            code = int(self._streams.wait(run.container).get("StatusCode", -1))
-            oom = bool(self._api.inspect_container(run.container)["State"].get("OOMKilled"))
+            terminated = self._wait(run.container, started_at, container_id)
         except (docker.errors.APIError, OSError) as exc:  # removed under us: the server is closing
             log.debug("waiting for %s: %s", run.container, exc)
             return
@@ -295,30 +318,106 @@ class DockerKubelet:
                 run.ended = True
             if timer is not None:
                 timer.cancel()
-        reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
-        terminated = {
-            "exitCode": code,
-            "reason": reason,
-            "startedAt": started,
-            "finishedAt": now(),
-            "containerID": container_id,
-        }
-        message = run.termination_message()
+        message = run.termination_message(container["name"])
         if message:
             terminated["message"] = message
-        final = self._set_status(
-            run,
-            {
-                "phase": "Succeeded" if code == 0 else "Failed",
-                "containerStatuses": [
-                    self._container_status(container, {"terminated": terminated}, containerID=container_id)
-                ],
-            },
-        )
+        self._note(run, container, {"terminated": terminated}, containerID=container_id)
+        final = self._report(run, spec, phase="Succeeded" if terminated["exitCode"] == 0 else "Failed")
         if final is not None:
             self._on_finished(final)
+        self._stop_sidecars(run, spec, int(spec.get("terminationGracePeriodSeconds", 30)))
 
-    def _pull_error(self, run: PodRun, container: JSON) -> bool:
+    def _wait(self, container_id: str, started_at: str, status_id: str) -> JSON:
+        """Wait for the container's end: its ``terminated`` state (without the message)."""
+        code = int(self._streams.wait(container_id).get("StatusCode", -1))
+        oom = bool(self._api.inspect_container(container_id)["State"].get("OOMKilled"))
+        reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
+        return {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": started_at,
+            "finishedAt": now(),
+            "containerID": status_id,
+        }
+
+    def _launch(self, run: PodRun, spec: JSON, container: JSON) -> tuple[str, str, str] | None:
+        """Create and start ``container`` once its image is there: ``(docker id, containerID,
+        startedAt)``, or ``None`` (its waiting status reported) when it cannot start."""
+        if not self._image_present(str(container["image"])):
+            self._image_missing(run, spec, container)
+            return None
+        try:
+            with run.lock:
+                if run.stopping.is_set():
+                    return None
+                created = self._create(run, spec, container)
+                if is_sidecar(container):
+                    run.sidecars[str(container["name"])] = created
+                elif container is not spec["containers"][0]:
+                    run.initializing = created
+                self._api.start(created)
+        except docker.errors.APIError as exc:
+            state = {"waiting": {"reason": "RunContainerError", "message": str(exc.explanation or exc)}}
+            self._note(run, container, state)
+            self._report(run, spec)
+            return None
+        return created, f"docker://{created}", now()
+
+    def _run_init(self, run: PodRun, spec: JSON, init: JSON) -> bool:
+        """Run one init container: a sidecar until it has started, a plain one to its end;
+        ``True`` when the pod goes on."""
+        started = self._launch(run, spec, init)
+        if started is None:
+            return False
+        docker_id, container_id, started_at = started
+        if is_sidecar(init):
+            self._note(run, init, {"running": {"startedAt": started_at}}, containerID=container_id)
+            self._report(run, spec)
+            return True
+        try:
+            terminated = self._wait(docker_id, started_at, container_id)
+        except (docker.errors.APIError, OSError) as exc:
+            log.debug("waiting for %s: %s", docker_id, exc)
+            return False
+        message = run.termination_message(init["name"])
+        if message:
+            terminated["message"] = message
+        self._note(run, init, {"terminated": terminated}, containerID=container_id)
+        with run.lock:
+            run.initializing = None
+        with contextlib.suppress(docker.errors.APIError):
+            self._api.remove_container(docker_id, force=True)
+        if terminated["exitCode"] == 0:
+            self._report(run, spec)
+            return True
+        final = self._report(run, spec, phase="Failed")  # restartPolicy Never: the pod has failed
+        if final is not None:
+            self._on_finished(final)
+        return False
+
+    def _stop_sidecars(self, run: PodRun, spec: JSON, grace: int) -> None:
+        """After the regular container ended: SIGTERM each sidecar (last started first), SIGKILL
+        after ``grace`` seconds, then report its end and termination message."""
+        by_name = {str(c["name"]): c for c in spec.get("initContainers") or () if is_sidecar(c)}
+        with run.lock:
+            started = list(run.sidecars.items())
+        for name, docker_id in reversed(started):
+            status = run.statuses.get(name, {})
+            container_id = str(status.get("containerID") or f"docker://{docker_id}")
+            started_at = str(((status.get("state") or {}).get("running") or {}).get("startedAt") or now())
+            try:
+                self._api.stop(docker_id, timeout=grace)
+                terminated = self._wait(docker_id, started_at, container_id)
+            except (docker.errors.APIError, OSError) as exc:  # deleted under us
+                log.debug("stopping sidecar %s: %s", docker_id, exc)
+                continue
+            message = run.termination_message(name)
+            if message:
+                terminated["message"] = message
+            self._note(run, by_name[name], {"terminated": terminated}, containerID=container_id)
+            self._report(run, spec)
+
+    def _pull_error(self, run: PodRun, spec: JSON, container: JSON) -> bool:
         """One transient pull failure and its back-off; ``True`` when the pod was deleted meanwhile."""
         image = container["image"]
         message = f'failed to pull image "{image}": dial tcp: i/o timeout (a transient test failure)'
@@ -326,8 +425,8 @@ class DockerKubelet:
             ("ErrImagePull", message),
             ("ImagePullBackOff", f'Back-off pulling image "{image}"'),
         ):
-            state = {"waiting": {"reason": reason, "message": text}}
-            self._set_status(run, {"containerStatuses": [self._container_status(container, state)]})
+            self._note(run, container, {"waiting": {"reason": reason, "message": text}})
+            self._report(run, spec)
             if run.stopping.wait(BACKOFF_SECONDS):
                 return True
         return False
@@ -345,43 +444,46 @@ class DockerKubelet:
             return False
         return True
 
-    def _image_missing(self, run: PodRun, container: JSON) -> None:
+    def _image_missing(self, run: PodRun, spec: JSON, container: JSON) -> None:
         image = container["image"]
         if container.get("imagePullPolicy") == "Never":
             message = f'Container image "{image}" is not present with pull policy of Never'
-            state = {"waiting": {"reason": "ErrImageNeverPull", "message": message}}
-            self._set_status(run, {"containerStatuses": [self._container_status(container, state)]})
+            self._note(run, container, {"waiting": {"reason": "ErrImageNeverPull", "message": message}})
+            self._report(run, spec)
             return
         message = (
             f'failed to pull and unpack image "{image}": pull access denied, repository does not '
             "exist or may require authorization (the tinklet test API server pulls no images)"
         )
-        state = {"waiting": {"reason": "ErrImagePull", "message": message}}
-        self._set_status(run, {"containerStatuses": [self._container_status(container, state)]})
+        self._note(run, container, {"waiting": {"reason": "ErrImagePull", "message": message}})
+        self._report(run, spec)
         if run.stopping.wait(BACKOFF_SECONDS):
             return
         state = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}
-        self._set_status(run, {"containerStatuses": [self._container_status(container, state)]})
+        self._note(run, container, state)
+        self._report(run, spec)
 
     def _create(self, run: PodRun, spec: JSON, container: JSON) -> str:
         env = container_env(container)
         command = [expand(str(arg), env.get) for arg in container.get("command") or ()]
         args = [expand(str(arg), env.get) for arg in container.get("args") or ()]
         security = container.get("securityContext") or {}
-        run.scratch = Path(tempfile.mkdtemp(prefix="tinklet-kubelet-"))
+        assert run.scratch is not None
         host_paths = {v["name"]: v["hostPath"]["path"] for v in spec.get("volumes") or () if "hostPath" in v}
         for volume in spec.get("volumes") or ():
             if "emptyDir" in volume:
                 empty = run.scratch / "volumes" / str(volume["name"])
-                empty.mkdir(parents=True)
-                empty.chmod(0o777)
+                if not empty.exists():
+                    empty.mkdir(parents=True)
+                    empty.chmod(0o777)
                 host_paths[volume["name"]] = str(empty)
         binds = [
             f"{host_paths[mount['name']]}:{mount['mountPath']}:{'ro' if mount.get('readOnly') else 'rw'}"
             for mount in container.get("volumeMounts") or ()
             if mount.get("name") in host_paths
         ]
-        termination = run.scratch / "termination-log"
+        termination = run.termination_file(str(container["name"]))
+        assert termination is not None
         termination.touch()
         termination.chmod(0o666)
         target = container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH
@@ -392,6 +494,8 @@ class DockerKubelet:
             cap_add=(security.get("capabilities") or {}).get("add") or None,
             pid_mode="host" if spec.get("hostPID") else None,
             network_mode="host" if spec.get("hostNetwork") else None,
+            read_only=bool(security.get("readOnlyRootFilesystem")),
+            security_opt=["no-new-privileges"] if security.get("allowPrivilegeEscalation") is False else None,
         )
         created = self._api.create_container(
             image=container["image"],
@@ -399,13 +503,19 @@ class DockerKubelet:
             command=args or None,
             environment=[f"{key}={value}" for key, value in env.items()],
             host_config=host_config,
-            labels={CONTAINER_LABEL: self._server_id, "tinklet.kube-pod": f"{run.namespace}/{run.name}"},
+            labels={
+                CONTAINER_LABEL: self._server_id,
+                "tinklet.kube-pod": f"{run.namespace}/{run.name}",
+                SPEC_NAME_LABEL: str(container["name"]),
+            },
             name=f"k8s_{container['name']}_{run.name}_{run.namespace}_{self._server_id}",
         )
         return str(created["Id"])
 
     def delete_pod(self, namespace: str, name: str, grace: int | None = None) -> None:
-        """Gracefully delete a pod: mark it, stop and remove its container, then remove it."""
+        """Gracefully delete a pod: mark it, stop and remove its containers, then remove it. A
+        second delete of a pod being deleted returns once the first has removed it (a real pod
+        stays, marked, until its kubelet has stopped its containers)."""
         try:
             pod = self._store.get("pods", namespace, name)
         except StatusError:
@@ -421,25 +531,40 @@ class DockerKubelet:
             self._store.update("pods", namespace, name, mark)
         except StatusError:
             return
+        key = (namespace, name)
         with self._lock:
-            run = self._runs.pop((namespace, name), None)
-        if run is not None:
-            self._stop(run, grace)
-        with contextlib.suppress(StatusError):
-            self._store.remove("pods", namespace, name)
+            run = self._runs.pop(key, None)
+            earlier = self._deleting.get(key) if run is None else None
+            if run is not None:
+                self._deleting[key] = threading.Event()
+        if earlier is not None:  # being deleted: it goes once its containers have stopped
+            earlier.wait(grace + STOP_JOIN_SECONDS)
+            return
+        try:
+            if run is not None:
+                self._stop(run, grace)
+            with contextlib.suppress(StatusError):
+                self._store.remove("pods", namespace, name)
+        finally:
+            with self._lock:
+                done = self._deleting.pop(key, None) if run is not None else None
+            if done is not None:
+                done.set()
 
     def _stop(self, run: PodRun, grace: int) -> None:
         run.stopping.set()
         with run.lock:
-            container = run.container
-        if container is not None:
+            regular = [run.container] if run.container is not None else []
+            plain = [run.initializing] if run.initializing is not None else []
+            containers = [*plain, *regular, *reversed(run.sidecars.values())]
+        for container in containers:
             try:
                 self._api.stop(container, timeout=grace)
             except docker.errors.APIError as exc:
                 log.debug("stopping %s: %s", container, exc)
         if run.thread is not None:
-            run.thread.join(grace + 30)
-        if container is not None:
+            run.thread.join(grace + STOP_JOIN_SECONDS)
+        for container in containers:
             try:
                 self._api.remove_container(container, force=True)
             except docker.errors.APIError as exc:

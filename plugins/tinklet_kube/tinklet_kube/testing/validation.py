@@ -131,8 +131,20 @@ def _check_pod_spec(problems: Problems, spec: JSON, where: str) -> None:
     containers = spec.get("containers") or []
     if not containers:
         problems.add(f"{where}.containers", containers, "must have at least one container")
-    for index, container in enumerate(containers):
-        at = f"{where}.containers[{index}]"
+    names: set[str] = set()
+    inits = [
+        (f"{where}.initContainers[{index}]", c) for index, c in enumerate(spec.get("initContainers") or ())
+    ]
+    for at, init in inits:
+        restart = init.get("restartPolicy")
+        if restart is not None and restart != "Always":
+            problems.add(f"{at}.restartPolicy", restart, 'supported values: "Always"')
+    regular = [(f"{where}.containers[{index}]", c) for index, c in enumerate(containers)]
+    for at, container in inits + regular:
+        name = str(container.get("name") or "")
+        if name in names:
+            problems.add(f"{at}.name", name, "Duplicate value")
+        names.add(name)
         check_dns_label(problems, f"{at}.name", str(container.get("name") or ""))
         if not str(container.get("image") or "").strip():
             problems.add(f"{at}.image", container.get("image"), "Required value")
@@ -148,6 +160,14 @@ def _check_pod_spec(problems: Problems, spec: JSON, where: str) -> None:
         for mount_index, mount in enumerate(container.get("volumeMounts") or ()):
             if mount.get("name") not in volumes:
                 problems.add(f"{at}.volumeMounts[{mount_index}].name", mount.get("name"), "Not found")
+
+
+def drop_sidecar_fields(job: JSON) -> None:
+    """Drop ``restartPolicy`` from a Job's init containers, as a server without native sidecars
+    (before 1.29, or the feature gate off) drops the field it does not know."""
+    template_spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for init in template_spec.get("initContainers") or ():
+        init.pop("restartPolicy", None)
 
 
 def validate_secret(secret: JSON) -> None:
