@@ -189,6 +189,8 @@ def runtime_flags(runtime: str, kubeconfig: str | None) -> list[str]:
     flags = ["--runtime", runtime, "--loglevel", "debug"]
     if runtime == "kube" and kubeconfig:  # a pull that cannot succeed fails after 1 s, not 60
         flags += ["--kubeconfig", kubeconfig, "--kube-pull-timeout", "1"]
+        # a helper image that is here: the failing pull must be the action image's, with its login
+        flags += ["--kube-failure-helper-image", "tinklet/busybox:latest"]
     return flags
 
 
