@@ -68,6 +68,13 @@ class TestKubeBehaviourOnTestServer(KubeSuite):
     image = TEST_IMAGE
     pulls_from_registries: ClassVar[bool] = False  # its kubelet pulls nothing
 
+    # An absent image never appears here: fail its pull after 5 s, not the default 60 s.
+    def runtime_options(self) -> dict[str, Any]:
+        return {**super().runtime_options(), "kube_pull_timeout": 5}
+
+    def cli_options(self) -> list[str]:
+        return [*super().cli_options(), "--kube-pull-timeout", "5"]
+
     @pytest.fixture(autouse=True)
     def _on_test_server(self, test_server: KubeTestServer) -> Iterator[None]:
         self.kubeconfig = str(test_server.kubeconfig)
