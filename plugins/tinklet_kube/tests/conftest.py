@@ -15,6 +15,7 @@ import pytest
 from kube_helpers import REAL_CLUSTER_ENV, TEST_IMAGE, Cluster
 from tinklet_kube.runtime import KubeRuntime
 from tinklet_kube.testing import KubeTestServer
+from tinklet_kube.testing.behaviour import ServerBehaviour
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,15 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield found
     finally:
         api_client.close()
+
+
+@pytest.fixture
+def behaviour(test_server: KubeTestServer) -> Iterator[ServerBehaviour]:
+    """The session server's switches, put back to an ordinary cluster after the test."""
+    try:
+        yield test_server.behaviour
+    finally:
+        test_server.behaviour.reset()
 
 
 @pytest.fixture

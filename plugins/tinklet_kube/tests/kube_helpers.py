@@ -104,3 +104,35 @@ def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "con
             return result
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def job_body(
+    name: str,
+    *args: str,
+    image: str = TEST_IMAGE,
+    labels: dict[str, str] | None = None,
+    container: dict[str, Any] | None = None,
+    pod: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A batch/v1 Job manifest that runs ``args`` in one container named ``action``, never
+    retried, with a 1 s grace period; ``container``, ``pod`` and ``spec`` add fields to the
+    container, the pod spec and the Job spec."""
+    action = {"name": "action", "image": image, "args": list(args), "imagePullPolicy": "IfNotPresent"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels if labels is not None else {"suite": "apiserver"}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{**action, **(container or {})}],
+                    **(pod or {}),
+                }
+            },
+            **spec,
+        },
+    }

@@ -12,31 +12,11 @@ from typing import Any
 
 import docker
 import pytest
-from kube_helpers import TEST_IMAGE, Cluster, wait_until
+from kube_helpers import TEST_IMAGE, Cluster, job_body, wait_until
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.kube_config import new_client_from_config
 from tinklet_kube.testing import KubeTestServer
-
-
-def job_body(name: str, *args: str, image: str = TEST_IMAGE, **spec: Any) -> dict[str, Any]:
-    container = {"name": "action", "image": image, "args": list(args), "imagePullPolicy": "IfNotPresent"}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "labels": {"suite": "apiserver"}},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [container],
-                }
-            },
-            **spec,
-        },
-    }
 
 
 def unique(prefix: str = "job") -> str:

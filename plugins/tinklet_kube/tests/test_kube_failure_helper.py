@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kube_helpers import TEST_IMAGE, Cluster, new_action, new_run, wait_until
+from kube_helpers import TEST_IMAGE, Cluster, job_body, new_action, new_run, wait_until
 from kubernetes.client.exceptions import ApiException
 from tinklet_kube.manifests import HELPER_DIR, HELPER_NAME, JobOptions, job_manifest
 from tinklet_kube.outcome import JobView, Limits
 from tinklet_kube.runtime import KubeRuntime, helper_image
-from tinklet_kube.testing import KubeTestServer
 from tinklet_kube.testing.behaviour import ServerBehaviour
 from tinklet_kube.watch import WatchEvent
 
@@ -172,15 +171,6 @@ def test_a_kubelet_without_sidecars_holding_the_action_back_fails_it_after_the_p
 # On the test API server -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def behaviour(test_server: KubeTestServer) -> Iterator[ServerBehaviour]:
-    """The session server's switches, put back to an ordinary cluster after the test."""
-    try:
-        yield test_server.behaviour
-    finally:
-        test_server.behaviour.reset()
-
-
 def _open(cluster: Cluster, **options: object) -> KubeRuntime:
     return KubeRuntime(cluster.settings(**options))
 
@@ -265,31 +255,11 @@ def test_the_test_server_drops_the_sidecar_field_like_an_old_server(
 
 
 def _job(name: str, init: list[dict[str, Any]], args: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "terminationGracePeriodSeconds": 1,
-                    "volumes": [{"name": "shared", "emptyDir": {}}],
-                    "initContainers": init,
-                    "containers": [
-                        {
-                            "name": "action",
-                            "image": TEST_IMAGE,
-                            "imagePullPolicy": "Never",
-                            "args": args,
-                            "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
-                        }
-                    ],
-                }
-            },
-        },
-    }
+    return job_body(
+        name, *args, labels={},
+        container={"imagePullPolicy": "Never", "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]},
+        pod={"volumes": [{"name": "shared", "emptyDir": {}}], "initContainers": init},
+    )  # fmt: skip
 
 
 def _init(name: str, script: str, **fields: Any) -> dict[str, Any]:

@@ -23,15 +23,6 @@ from tinklet_core.runtime import RuntimeSettings, WorkflowEnvironment
 
 
 @pytest.fixture
-def behaviour(test_server: KubeTestServer) -> Iterator[ServerBehaviour]:
-    """The session server's switches, put back to an ordinary cluster after the test."""
-    try:
-        yield test_server.behaviour
-    finally:
-        test_server.behaviour.reset()
-
-
-@pytest.fixture
 def kube(server_cluster: Cluster, behaviour: ServerBehaviour) -> Iterator[KubeRuntime]:
     """The runtime on the test server (opened after the test set its switches, if it needs that)."""
     opened = KubeRuntime(server_cluster.settings())
