@@ -96,7 +96,7 @@ def _checked_runtime(
 def _checked_result(result: object, origin: str, what: str) -> Outcome | None:
     if result is None or isinstance(result, Outcome):
         return result
-    raise PluginFault(f"{origin}: {HOOK}{what} returned {type(result).__name__}, not an Outcome")
+    raise PluginFault(f"{origin}: its {HOOK}{what} returned {type(result).__name__}, not an Outcome")
 
 
 def _checked_wrapper(
