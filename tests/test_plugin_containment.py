@@ -126,7 +126,8 @@ def test_a_worker_keeps_serving_whatever_its_plugins_do(tmp_path: Path) -> None:
     site = installed(tmp_path)
     names = ("first", "wrapper-garbage", "rewrite-garbage", "wrapper-forgets", "last")
     workflows = [parse_workflow(one_action_workflow(name), agent_id=AGENT) for name in names]
-    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    environ = {**os.environ, "PYTHONPATH": path}
     with TinkServer(workflows, AGENT) as server:
         process = subprocess.Popen(
             [
@@ -189,9 +190,8 @@ def test_tinklet_run_reports_a_plugins_mistake_as_a_failed_action(tmp_path: Path
     rewrite = write_workflow(tmp_path / "rewrite.yaml", echo("rewrite-garbage"))
     result = tinklet(*RUN, str(rewrite), site=site)
     assert result.returncode == 1, result.stderr
-    assert "plugin 'badrewrite' (distribution tinklet-badrewrite 1.0): tinklet_rewrite_action returned str" in (
-        result.stdout
-    )
+    named = "plugin 'badrewrite' (distribution tinklet-badrewrite 1.0): tinklet_rewrite_action returned str"
+    assert named in result.stdout
 
     forgets = write_workflow(tmp_path / "forgets.yaml", echo("wrapper-forgets"), echo("after"))
     result = tinklet(*RUN, str(forgets), site=site)

@@ -1,0 +1,197 @@
+"""What plugin authors see of the framework, through the real ``tinklet`` command: rewrites that
+compose, hook implementations that take only the arguments they use, built-in plugins that can
+be blocked cleanly, ``plugins list`` telling the truth, and transports that need no server."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.plugin_kit import PROCESS, tinklet, warnings_in, write_module, write_workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MIRROR = """
+import dataclasses
+from tinklet_core import hookimpl
+
+
+@hookimpl
+def tinklet_rewrite_action(action):
+    return dataclasses.replace(action, image="mirror.example/" + action.image)
+"""
+
+RETRIES = """
+import dataclasses
+from tinklet_core import hookimpl
+
+
+@hookimpl
+def tinklet_rewrite_action(action):
+    return dataclasses.replace(action, retries=2)
+"""
+
+# configure takes no arguments at all; what it returns observes events (and shows in plugins list)
+AUDIT = """
+import os
+from pathlib import Path
+from tinklet_core import hookimpl
+
+
+class Audit:
+    @hookimpl
+    def tinklet_action_event(self, event):
+        with Path(os.environ["AUDIT_FILE"]).open("a") as out:
+            out.write(f"{event.state.value} {event.action.name} {event.action.image}\\n")
+
+
+@hookimpl
+def tinklet_configure() -> Audit:
+    return Audit()
+"""
+
+
+def test_two_rewrites_both_apply_and_observers_see_the_image_that_ran(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_module(site, "tinklet_mirror", MIRROR)
+    write_module(site, "tinklet_retries", RETRIES)
+    write_module(site, "tinklet_audit", AUDIT)
+    attempts = tmp_path / "attempts"
+    script = f"echo x >> {attempts}; test $(wc -l < {attempts}) -ge 3"
+    action = {"name": "a", "image": "busybox", "command": ["sh", "-c", script]}
+    workflow = write_workflow(tmp_path / "wf.yaml", action)
+    audit = tmp_path / "audit.log"
+    result = tinklet(
+        "-p", "tinklet_mirror", "-p", "tinklet_retries", "-p", "tinklet_audit", "-p", PROCESS,
+        "--runtime", "process", "run", str(workflow),
+        site=site, env={"AUDIT_FILE": str(audit)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "t/a: image rewritten to mirror.example/busybox" in result.stderr
+    assert len(attempts.read_text().splitlines()) == 3, "the retries rewrite applied as well as the mirror"
+    assert audit.read_text().splitlines() == ["RUNNING a busybox", "SUCCESS a mirror.example/busybox"]
+
+
+def test_plugins_list_shows_the_hooks_of_what_configure_returns(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_module(site, "tinklet_audit", AUDIT)
+    listed = tinklet("-p", "tinklet_audit", "plugins", "list", "--json", site=site)
+    assert listed.returncode == 0, listed.stderr
+    plugin = next(p for p in json.loads(listed.stdout)["plugins"] if p["name"] == "tinklet_audit")
+    assert plugin["hooks"] == ["tinklet_action_event", "tinklet_configure"]
+
+
+OPTIONS = """
+from tinklet_core import PluginOption, hookimpl
+
+
+@hookimpl
+def tinklet_options():
+    return [
+        PluginOption("runtime", "clashes with the core's --runtime"),
+        PluginOption("site-label", "a label", default=""),
+    ]
+"""
+
+
+def test_refused_options_are_not_listed_and_an_empty_default_is_not_shown(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_module(site, "tinklet_opts", OPTIONS)
+    listed = tinklet("-p", "tinklet_opts", "plugins", "list", "--json", site=site)
+    assert listed.returncode == 0, listed.stderr
+    report = json.loads(listed.stdout)
+    plugin = next(p for p in report["plugins"] if p["name"] == "tinklet_opts")
+    assert plugin["options"] == ["--site-label"]
+    assert any("option --runtime is already the core's; ignored" in f for f in report["failures"])
+    helped = tinklet("-p", "tinklet_opts", "--help", site=site, env={"COLUMNS": "200"})
+    assert "A label." in helped.stdout
+    assert "Default: ." not in helped.stdout
+
+
+LOCAL_QUEUE = """
+from tinklet_core import TransportSpec, hookimpl
+
+
+class Empty:
+    def __init__(self, settings):
+        self.target = settings.target
+
+    def read(self):
+        print(f"target={self.target!r}", flush=True)
+        return None
+
+    def write(self, event):
+        pass
+
+    @property
+    def exhausted(self):
+        return True
+
+    def close(self):
+        pass
+
+
+@hookimpl
+def tinklet_transports():
+    return [TransportSpec("local-queue", Empty, needs_server=False)]
+"""
+
+
+def test_a_transport_that_needs_no_server_is_not_asked_for_tink(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_module(site, "tinklet_localq", LOCAL_QUEUE)
+    args = ("-p", "tinklet_localq", "-p", PROCESS, "--runtime", "process", "--identifier", "me")
+    result = tinklet(*args, "--protocol", "local-queue", site=site)
+    assert result.returncode == 0, result.stderr
+    assert "target=''" in result.stdout
+    needs = tinklet(*args, "--protocol", "v2", site=site)
+    assert needs.returncode == 2 and "missing --tink HOST:PORT" in needs.stderr
+
+
+def run_on_a_terminal(args: list[str], timeout: float = 120) -> tuple[int, str, str]:
+    """``python -m tinklet_core ARGS`` with stdout on a pseudo-terminal: exit code, screen, stderr."""
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tinklet_core", *args],
+        stdout=child, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    os.close(child)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    os.close(main)
+    assert process.stderr is not None
+    errors = process.stderr.read().decode()
+    return process.wait(timeout=10), b"".join(chunks).decode(), errors
+
+
+def test_blocking_the_progress_plugin_on_a_terminal_runs_cleanly() -> None:
+    code, screen, errors = run_on_a_terminal(["-p", "no:core-progress", "run", "examples/hello.yaml"])
+    assert code == 0, errors
+    assert "WARNING" not in errors and "AssertionError" not in errors, errors
+    assert "\x1b[K" not in screen, "without core-progress the lines are plain"
+    assert "SUCCESS  provision/say-hello" in screen
+    assert "workflow hello: SUCCESS (3 of 3 actions succeeded)" in screen
+
+
+def test_only_listed_names_can_be_blocked_without_a_warning() -> None:
+    result = tinklet("-p", "no:core-progress", "-p", "no:core-registry", "plugins", "list")
+    assert result.returncode == 0, result.stderr
+    assert warnings_in(result) == []
