@@ -195,3 +195,61 @@ def test_only_listed_names_can_be_blocked_without_a_warning() -> None:
     result = tinklet("-p", "no:core-progress", "-p", "no:core-registry", "plugins", "list")
     assert result.returncode == 0, result.stderr
     assert warnings_in(result) == []
+
+
+ALLOW_LIST = """
+import json
+import os
+from tinklet_core import PluginOption, hookimpl
+
+
+@hookimpl
+def tinklet_options():
+    return [
+        PluginOption("mirror-allow", "registries to mirror", kind=list),
+        PluginOption("mirror-prefix", "where the mirror is"),
+    ]
+
+
+@hookimpl
+def tinklet_configure(options):
+    with open(os.environ["SEEN_FILE"], "w") as out:
+        json.dump({key: options[key] for key in sorted(options)}, out)
+"""
+
+
+def seen_options(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, object], str]:
+    site = tmp_path / "site"
+    write_module(site, "tinklet_allow", ALLOW_LIST)
+    workflow = write_workflow(tmp_path / "wf.yaml", {"name": "a", "image": "none", "command": ["true"]})
+    seen = tmp_path / "seen.json"
+    result = tinklet(
+        "-p", "tinklet_allow", "-p", PROCESS, "--runtime", "process", "run", str(workflow), *args,
+        site=site, env={"SEEN_FILE": str(seen), **(env or {})},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(seen.read_text()), result.stderr
+
+
+def test_a_list_option_keeps_every_value_from_flags_environment_and_config(tmp_path: Path) -> None:
+    flags, _ = seen_options(tmp_path, "--mirror-allow", "docker.io", "--mirror-allow", "quay.io")
+    assert flags["mirror_allow"] == ["docker.io", "quay.io"]
+    env, _ = seen_options(tmp_path, env={"TINKLET_MIRROR_ALLOW": "docker.io, ghcr.io"})
+    assert env["mirror_allow"] == ["docker.io", "ghcr.io"]
+    config = tmp_path / "tinklet.yaml"
+    config.write_text("mirror-allow:\n  - docker.io\n  - registry.k8s.io\n")
+    from_file, _ = seen_options(tmp_path, "--config", str(config))
+    assert from_file["mirror_allow"] == ["docker.io", "registry.k8s.io"]
+    unset, _ = seen_options(tmp_path)
+    assert unset == {"mirror_allow": [], "mirror_prefix": None}
+
+
+def test_a_single_value_flag_given_twice_keeps_the_last_with_a_warning(tmp_path: Path) -> None:
+    seen, stderr = seen_options(
+        tmp_path, "--mirror-prefix", "first.example", "--mirror-prefix", "second.example"
+    )
+    assert seen["mirror_prefix"] == "second.example"
+    assert "--mirror-prefix was given 2 times; the last one is used" in stderr
+    assert "first.example" not in stderr, "a value is never echoed in a warning"

@@ -219,7 +219,9 @@ def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
             help_text += f" Default: {spec.default}."
         help_text += f" Env: {', '.join(spec.env_names)}."
         annotation: Any
-        metavar = "JSON" if spec.multiple else ("N" if spec.kind in (int, float) else "TEXT")
+        metavar = (
+            "JSON" if spec.multiple and not spec.separator else ("N" if spec.kind in (int, float) else "TEXT")
+        )
         names = (spec.name, *spec.aliases)
         if spec.kind is bool:
             annotation = Optional[bool]  # noqa: UP045 - typer needs the Optional form at runtime
@@ -227,8 +229,9 @@ def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
         elif spec.multiple:
             annotation = Optional[list[str]]  # noqa: UP045
             flags = tuple(f"--{name}" for name in names)
-        else:  # numbers are converted by the config loader, which names the flag in its error
-            annotation = Optional[str]  # noqa: UP045
+        else:  # numbers are converted by the config loader, which names the flag in its error;
+            # every value is kept, so that one given twice is a warning (config.load_settings)
+            annotation = Optional[list[str]]  # noqa: UP045
             flags = tuple(f"--{name}" for name in names)
         parameters.append(
             inspect.Parameter(
