@@ -143,8 +143,14 @@ def _opened_transport(
     return GuardedTransport(spec.factory(transport_settings), loaded.origin(provider))
 
 
-def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> None:
-    """Work for the Tink server until ``stop`` is set.
+def serve(
+    loaded: LoadedPlugins,
+    settings: Settings,
+    stop: threading.Event,
+    on_delivered: Callable[[Event], None] | None = None,
+) -> None:
+    """Work for the Tink server until ``stop`` is set (``on_delivered`` is called with every
+    event the server accepted, as for :func:`run_workflow`).
 
     Everything a user can get wrong (flags, runtime name, TLS files) is checked before the
     runtime is opened, so a typo never waits on a daemon.
@@ -169,15 +175,8 @@ def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> N
                 settings.tink,
                 " (TLS)" if settings.tls.enabled else "",
             )
-            _work(
-                loaded,
-                settings,
-                (spec.name, runtime, runtime_settings),
-                transport,
-                stop,
-                None,
-                settings.protocol,
-            )
+            opened = (spec.name, runtime, runtime_settings)
+            _work(loaded, settings, opened, transport, stop, on_delivered, settings.protocol)
     finally:
         transport.close()
 

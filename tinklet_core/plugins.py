@@ -102,7 +102,11 @@ def new_plugin_manager() -> pluggy.PluginManager:
 
 
 def load_plugins(
-    *, autoload: bool = True, blocked: Iterable[str] = (), extra: Iterable[str] = ()
+    *,
+    autoload: bool = True,
+    blocked: Iterable[str] = (),
+    extra: Iterable[str] = (),
+    objects: Iterable[tuple[str, object]] = (),
 ) -> LoadedPlugins:
     """Register the core's built-in transports, the modules named in ``extra`` and, unless
     ``autoload`` is off, every ``tinklet`` entry point; then collect what they provide.
@@ -110,6 +114,8 @@ def load_plugins(
     ``blocked`` names plugins that must not be registered. ``extra`` is how ``-p MODULE`` and
     ``TINKLET_PLUGINS`` load a plugin that is not installed as a distribution (a plugin under
     development, a test runtime); one that does not import is a :class:`PluginError`.
+    ``objects`` are ``(name, plugin object)`` pairs registered after those modules (the test
+    kit's way to load a plugin made in a test).
     """
     manager = new_plugin_manager()
     loaded = LoadedPlugins(manager, blocked=tuple(blocked))
@@ -130,6 +136,10 @@ def load_plugins(
             ) from None
         loaded.distributions[module_name] = ("", "")
         _register(loaded, module, module_name)
+    for name, plugin in objects:
+        known.add(name)
+        if not manager.is_blocked(name):
+            _register(loaded, plugin, name)
     if autoload:
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             known.add(entry_point.name)
