@@ -168,11 +168,11 @@ def serve(
             opened_runtime(loaded, spec, runtime_settings) as runtime,
         ):
             log.info(
-                "worker %s started: runtime %s, protocol %s, tink server %s%s",
+                "worker %s started: runtime %s, protocol %s%s%s",
                 settings.identifier,
                 settings.runtime,
                 settings.protocol,
-                settings.tink,
+                f", tink server {settings.tink}" if settings.tink else "",
                 " (TLS)" if settings.tls.enabled else "",
             )
             opened = (spec.name, runtime, runtime_settings)

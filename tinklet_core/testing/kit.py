@@ -111,7 +111,7 @@ class PluginKit:
         """Run ``workflow`` (a mapping in Tinkerbell's template format, or a file) as
         ``tinklet run`` does, with ``plugins`` loaded and ``options`` set."""
         path = workflow if isinstance(workflow, Path) else self._written(workflow)
-        loaded, settings = self._prepared(plugins, options, identifier=None)
+        loaded, settings = self._prepared(plugins, options, identifier=self.agent)
         run = KitRun()
         with _captured_log(run.log):
             app.run_workflow(loaded, settings, str(path), threading.Event(), run.events.append)
