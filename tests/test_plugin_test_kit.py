@@ -187,3 +187,14 @@ def test_the_suite_runs_on_a_host_that_refuses_privileged_containers(tmp_path: P
     passed = run_suite(tmp_path, "--tinklet-core-option", "action-privilege=all-caps")
     assert passed.returncode == 0, passed.stdout[-3000:]
     assert "3 passed" in passed.stdout
+
+
+def test_the_docker_plugins_leftovers_function_serves_the_suite(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE",
+        "-k", "test_nothing_survives_shutdown or test_a_running_action_is_labelled",
+        "--tinklet-runtime", "docker", "--tinklet-leftovers", "tinklet_docker.testing:leftovers",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed" in result.stdout

@@ -65,6 +65,7 @@ class _ClientWithoutDockerConfig(docker.APIClient):  # type: ignore[misc]
     def _general_configs(self, _read_from_file: Any) -> None:
         """docker-py's own reading of the file is dropped."""
 
+
 __all__ = ["DEFAULT_URL", "DockerEngine", "pull_error", "tinklet_containers"]
 
 
