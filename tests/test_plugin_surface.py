@@ -253,3 +253,36 @@ def test_a_single_value_flag_given_twice_keeps_the_last_with_a_warning(tmp_path:
     assert seen["mirror_prefix"] == "second.example"
     assert "--mirror-prefix was given 2 times; the last one is used" in stderr
     assert "first.example" not in stderr, "a value is never echoed in a warning"
+
+
+SETTINGS_PROBE = """
+from tinklet_core import Outcome, RuntimeSpec, State, hookimpl
+
+
+class Probe:
+    def __init__(self, settings):
+        self.settings = settings
+
+    @hookimpl
+    def tinklet_execute_action(self, context):
+        same = context.settings is self.settings
+        context.output(f"same settings {same}, shared agent {context.settings.shared_agent}")
+        return Outcome(State.SUCCESS)
+
+    def close(self):
+        pass
+
+
+@hookimpl
+def tinklet_runtimes():
+    return [RuntimeSpec("probe", Probe)]
+"""
+
+
+def test_the_runtime_and_its_actions_get_one_settings_record(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_module(site, "tinklet_settings_probe", SETTINGS_PROBE)
+    workflow = write_workflow(tmp_path / "wf.yaml", {"name": "a", "image": "none"})
+    result = tinklet("-p", "tinklet_settings_probe", "--runtime", "probe", "run", str(workflow), site=site)
+    assert result.returncode == 0, result.stderr
+    assert "t/a | same settings True, shared agent True" in result.stderr
