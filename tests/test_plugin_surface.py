@@ -5,15 +5,9 @@ be blocked cleanly, ``plugins list`` telling the truth, and transports that need
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from tests.plugin_kit import PROCESS, tinklet, warnings_in, write_module, write_workflow
+from tests.plugin_kit import PROCESS, run_on_a_terminal, tinklet, warnings_in, write_module, write_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,36 +148,10 @@ def test_a_transport_that_needs_no_server_is_not_asked_for_tink(tmp_path: Path) 
     assert needs.returncode == 2 and "missing --tink HOST:PORT" in needs.stderr
 
 
-def run_on_a_terminal(args: list[str], timeout: float = 120) -> tuple[int, str, str]:
-    """``python -m tinklet_core ARGS`` with stdout on a pseudo-terminal: exit code, screen, stderr."""
-    main, child = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tinklet_core", *args],
-        stdout=child, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=ROOT,
-    )  # fmt: skip
-    os.close(child)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([main], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(main, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif process.poll() is not None:
-            break
-    os.close(main)
-    assert process.stderr is not None
-    errors = process.stderr.read().decode()
-    return process.wait(timeout=10), b"".join(chunks).decode(), errors
-
-
 def test_blocking_the_progress_plugin_on_a_terminal_runs_cleanly() -> None:
-    code, screen, errors = run_on_a_terminal(["-p", "no:core-progress", "run", "examples/hello.yaml"])
+    code, screen, errors = run_on_a_terminal(
+        ["-p", "no:core-progress", "run", "examples/hello.yaml"], cwd=ROOT
+    )
     assert code == 0, errors
     assert "WARNING" not in errors and "AssertionError" not in errors, errors
     assert "\x1b[K" not in screen, "without core-progress the lines are plain"

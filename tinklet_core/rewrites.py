@@ -10,8 +10,6 @@ action the server handed out.
 
 from __future__ import annotations
 
-import dataclasses
-
 from tinklet_core.model import Action
 from tinklet_core.plugin_calls import Origin, PluginCalls, PluginFault, error_line, plain_origin
 
@@ -34,13 +32,4 @@ def rewrite_action(calls: PluginCalls, action: Action, origin: Origin = plain_or
                 f"{origin(plugin)}: {HOOK} returned {type(changed).__name__}, not an Action or None"
             )
         current = changed
-    if current == action:
-        return action
-    return dataclasses.replace(
-        current,
-        workflow_id=action.workflow_id,
-        task_id=action.task_id,
-        action_id=action.action_id,
-        agent_id=action.agent_id,
-        name=action.name,
-    )
+    return action if current == action else current.identified_as(action)
