@@ -161,7 +161,6 @@ def installed_wheel(tmp_path: Path) -> Path:
             "pip",
             "wheel",
             "--no-deps",
-            "--no-build-isolation",
             "-q",
             "-w",
             str(tmp_path),
