@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.plugin_kit import PROCESS, install_plugin, tinklet, write_workflow
+from tests.plugin_kit import PROCESS, assert_one_line_error, install_plugin, tinklet, write_workflow
 from tinklet_core.model import State
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
@@ -199,4 +199,52 @@ def test_tinklet_run_reports_a_plugins_mistake_as_a_failed_action(tmp_path: Path
     assert "SUCCESS (2 of 2 actions succeeded)" in result.stdout
     assert "plugin 'forgetful' (distribution tinklet-forgetful 1.0): its tinklet_execute_action wrapper" in (
         result.stderr
+    )
+
+
+CLUMSY = """
+from tinklet_core import Outcome, RuntimeSpec, State, TransportSpec, hookimpl
+
+
+class Clumsy:
+    def __init__(self, settings):
+        pass
+
+    @hookimpl
+    def tinklet_execute_action(self, context):
+        return Outcome(State.SUCCESS)
+
+    def close(self):
+        raise OSError("lost the socket")
+
+
+def broken_transport(settings):
+    raise ValueError("no queue configured")
+
+
+@hookimpl
+def tinklet_runtimes():
+    return [RuntimeSpec("clumsy", Clumsy)]
+
+
+@hookimpl
+def tinklet_transports():
+    return [TransportSpec("broken", broken_transport, needs_server=False)]
+"""
+
+
+def test_a_runtime_that_fails_to_close_and_a_transport_that_fails_to_open_are_named(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_plugin(site, "tinklet-clumsy", "clumsy", "tinklet_clumsy", CLUMSY)
+    workflow = write_workflow(tmp_path / "wf.yaml", {"name": "a", "image": "none"})
+    closed = tinklet("--runtime", "clumsy", "run", str(workflow), site=site)
+    assert closed.returncode == 0, closed.stderr
+    named = "plugin 'clumsy' (distribution tinklet-clumsy 1.0): closing runtime 'clumsy' failed"
+    assert f"{named}: OSError: lost the socket" in closed.stderr
+    assert "unexpected" not in closed.stderr
+    opened = tinklet("--runtime", "clumsy", "--protocol", "broken", "--identifier", "me", site=site)
+    assert_one_line_error(
+        opened,
+        "plugin 'clumsy' (distribution tinklet-clumsy 1.0): opening transport 'broken' failed: "
+        "ValueError: no queue configured",
     )

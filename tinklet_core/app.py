@@ -16,11 +16,13 @@ import pluggy
 
 from tinklet_core import agent_attributes
 from tinklet_core.config import Settings
-from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError
+from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError, TinkletError
 from tinklet_core.execution import execution_caller
 from tinklet_core.model import Event
+from tinklet_core.plugin_calls import error_line
 from tinklet_core.plugins import (
     CONFIGURED_PREFIX,
+    RUNTIME_PREFIX,
     LoadedPlugins,
     find_runtime,
     find_transport,
@@ -85,8 +87,15 @@ def opened_runtime(
     loaded: LoadedPlugins, spec: RuntimeSpec, runtime_settings: RuntimeSettings
 ) -> Iterator[Runtime]:
     """Open the runtime ``spec`` describes with ``runtime_settings`` and close it however the
-    run ends."""
-    runtime = open_runtime(loaded.manager, spec, runtime_settings)
+    run ends. A factory that fails other than with a tinklet error (``RuntimeUnavailable``) is a
+    :class:`PluginError` naming the plugin; a ``close()`` that raises is logged."""
+    origin = loaded.origin(f"{RUNTIME_PREFIX}{spec.name}")
+    try:
+        runtime = open_runtime(loaded.manager, spec, runtime_settings)
+    except TinkletError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"{origin}: opening runtime {spec.name!r} failed: {error_line(exc)}") from None
     for hook in unknown_hooks(loaded.manager, runtime):
         log.warning(
             "runtime %r implements %r, which is not a tinklet hook; it is never called", spec.name, hook
@@ -95,7 +104,10 @@ def opened_runtime(
         yield runtime
     finally:
         loaded.manager.unregister(runtime)
-        runtime.close()
+        try:
+            runtime.close()
+        except Exception as exc:
+            log.warning("%s: closing runtime %r failed: %s", origin, spec.name, error_line(exc))
 
 
 def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> Transport:
@@ -115,7 +127,7 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
         problem = verification_failure(settings.tink, tls) if settings.tink else None
         if problem:
             log.warning("tink server %s: its TLS certificate fails verification: %s", settings.tink, problem)
-        credentials = loaded.manager.hook.tinklet_grpc_channel_credentials(tls=tls)
+        credentials = _channel_credentials(loaded, tls)
         if credentials is None:
             raise ConfigError("--tls is on but no plugin provided channel credentials")
     return _opened_transport(
@@ -135,12 +147,35 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
     )
 
 
+def _channel_credentials(loaded: LoadedPlugins, tls: Any) -> Any:
+    """The first plugin's TLS channel credentials; one that raises stops tinklet, named."""
+    for plugin, call in loaded.calls.each("tinklet_grpc_channel_credentials"):
+        try:
+            credentials = call(tls=tls)
+        except TinkletError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{loaded.origin(plugin)}: TLS channel credentials: {error_line(exc)}"
+            ) from None
+        if credentials is not None:
+            return credentials
+    return None
+
+
 def _opened_transport(
     loaded: LoadedPlugins, spec: TransportSpec, transport_settings: TransportSettings
 ) -> Transport:
     """The transport ``spec`` opens, guarded so that its mistakes never end the worker."""
     provider = next((p.plugin for p in loaded.transports.values() if p.spec is spec), spec.name)
-    return GuardedTransport(spec.factory(transport_settings), loaded.origin(provider))
+    try:
+        transport = spec.factory(transport_settings)
+    except TinkletError:
+        raise
+    except Exception as exc:
+        what = f"opening transport {spec.name!r} failed: {error_line(exc)}"
+        raise PluginError(f"{loaded.origin(provider)}: {what}") from None
+    return GuardedTransport(transport, loaded.origin(provider))
 
 
 def serve(
