@@ -78,7 +78,9 @@ def tinklet_configure(options: Mapping[str, Any]) -> object | None:
     implements it, with only the values of the options that plugin declared. Return an object
     whose hook methods should run for the rest of this run (an exporter holding its server, for
     example; it is registered as a plugin, and its ``close()``, if any, is called at exit), or
-    ``None``. Raising stops tinklet with the error's message.
+    ``None``; annotate the return type with that object's class and ``tinklet plugins list``
+    shows its hooks without calling this. An implementation that needs no options may take no
+    arguments. Raising stops tinklet with the error's message.
     """
 
 
