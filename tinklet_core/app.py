@@ -17,7 +17,6 @@ import pluggy
 from tinklet_core import agent_attributes
 from tinklet_core.config import Settings
 from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError, TinkletError
-from tinklet_core.execution import execution_caller
 from tinklet_core.model import Event
 from tinklet_core.plugin_calls import error_line
 from tinklet_core.plugins import (
@@ -35,11 +34,10 @@ from tinklet_core.runtime import Runtime, RuntimeSettings, RuntimeSpec
 from tinklet_core.tls import CoreChannelCredentials, load_tls, verification_failure
 from tinklet_core.transports.base import Transport
 from tinklet_core.transports.builtin import FILE_TRANSPORT
-from tinklet_core.transports.guarded import GuardedTransport
 from tinklet_core.transports.spec import TransportSettings, TransportSpec
 from tinklet_core.worker import Worker, WorkerOptions
 
-__all__ = ["LOCAL_AGENT", "configured_plugins", "execution_caller", "run_workflow", "serve"]
+__all__ = ["LOCAL_AGENT", "configured_plugins", "run_workflow", "serve"]
 
 LOCAL_AGENT = "local"
 log = logging.getLogger("tinklet")
@@ -175,6 +173,8 @@ def _opened_transport(
     except Exception as exc:
         what = f"opening transport {spec.name!r} failed: {error_line(exc)}"
         raise PluginError(f"{loaded.origin(provider)}: {what}") from None
+    from tinklet_core.transports.guarded import GuardedTransport  # only when a worker runs
+
     return GuardedTransport(transport, loaded.origin(provider))
 
 
@@ -266,6 +266,8 @@ def _work(
 ) -> None:
     """Run the worker on the ``opened`` runtime (its name, object and the one settings record
     it was opened with, which every action's context also carries)."""
+    from tinklet_core.execution import execution_caller  # only when a worker runs
+
     runtime_name, runtime, runtime_settings = opened
     worker = Worker(
         transport,
