@@ -211,3 +211,32 @@ def test_every_wheel_ships_py_typed() -> None:
         assert (package / "py.typed").exists(), f"{package} has no py.typed"
     for pyproject in [ROOT / "pyproject.toml", *sorted((ROOT / "plugins").glob("*/pyproject.toml"))]:
         assert '"py.typed"' in pyproject.read_text(), f"{pyproject} does not ship py.typed as package data"
+
+
+def stable_modules() -> set[str]:
+    """The modules of the README's table of public modules (``a.b.c`` / ``.d`` means ``a.b.d``)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| module | stable names |")
+    table = readme[start : readme.index("\n\n", start)]
+    modules = {"tinklet_core"}
+    for row in table.splitlines()[2:]:
+        names = re.findall(r"`([\w.]+)`", row.split("|")[1])
+        first = names[0]
+        modules.add(first)
+        modules.update(first.rsplit(".", 1)[0] + name for name in names[1:] if name.startswith("."))
+    return modules
+
+
+def test_the_shipped_plugins_import_only_the_public_modules() -> None:
+    sources = [*ROOT.glob("plugins/*/tinklet_*/*.py"), *ROOT.glob("examples/*/tinklet_*/*.py")]
+    assert len(sources) > 20
+    imported = {
+        (node.module, path.relative_to(ROOT).as_posix())
+        for path in sources
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tinklet_core"
+    }
+    public = stable_modules()
+    assert {"tinklet_core.runtime", "tinklet_core.containers.frames", "tinklet_core.workflow"} <= public
+    outside = sorted(f"{path}: {module}" for module, path in imported if module not in public)
+    assert outside == [], "plugins import modules the README does not list as public"
