@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import yaml
@@ -43,6 +46,40 @@ def tinklet(
         timeout=timeout,
         env=environ,
     )
+
+
+def run_on_a_terminal(
+    args: list[str], site: Path | None = None, cwd: Path | None = None, timeout: float = 60
+) -> tuple[int, str, str]:
+    """Run ``python -m tinklet_core ARGS`` with its stdout on a pseudo-terminal; return the exit
+    code, everything written to the terminal, and stderr."""
+    main, child = pty.openpty()
+    environ = dict(os.environ)
+    if site is not None:
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tinklet_core", *args],
+        stdout=child, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=environ, cwd=cwd,
+    )  # fmt: skip
+    os.close(child)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    os.close(main)
+    assert process.stderr is not None
+    errors = process.stderr.read().decode()
+    return process.wait(timeout=10), b"".join(chunks).decode(), errors
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:

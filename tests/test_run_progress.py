@@ -3,15 +3,9 @@ it prints the plain lines it always did."""
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from tests.plugin_kit import PROCESS, tinklet, write_module, write_workflow
+from tests.plugin_kit import PROCESS, run_on_a_terminal, tinklet, write_module, write_workflow
 
 PULLER = """
 from tinklet_core.hookspecs import hookimpl
@@ -37,40 +31,11 @@ def workflow(tmp_path: Path) -> Path:
     )
 
 
-def run_on_a_terminal(args: list[str], site: Path, timeout: float = 60) -> tuple[int, str]:
-    """Run ``python -m tinklet_core ARGS`` with its stdout on a pseudo-terminal; return the exit
-    code and everything written to the terminal."""
-    main, child = pty.openpty()
-    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
-    environ = {**os.environ, "PYTHONPATH": path}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tinklet_core", *args],
-        stdout=child, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=environ,
-    )  # fmt: skip
-    os.close(child)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([main], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(main, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif process.poll() is not None:
-            break
-    os.close(main)
-    return process.wait(timeout=10), b"".join(chunks).decode()
-
-
 def test_on_a_terminal_each_action_line_changes_in_place(tmp_path: Path) -> None:
     site = tmp_path / "site"
     write_module(site, "tinklet_puller", PULLER)
     args = ["-p", PROCESS, "-p", "tinklet_puller", "--runtime", "process", "run", str(workflow(tmp_path))]
-    code, screen = run_on_a_terminal(args, site)
+    code, screen, _ = run_on_a_terminal(args, site)
     assert code == 1, screen
     assert "\x1b[K" in screen, "lines are redrawn in place on a terminal"
     assert "RUNNING  t/first" in screen

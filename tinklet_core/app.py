@@ -16,9 +16,12 @@ import pluggy
 
 from tinklet_core import agent_attributes
 from tinklet_core.config import Settings
-from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError
-from tinklet_core.model import Event, Outcome
+from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError, TinkletError
+from tinklet_core.model import Event
+from tinklet_core.plugin_calls import error_line
 from tinklet_core.plugins import (
+    CONFIGURED_PREFIX,
+    RUNTIME_PREFIX,
     LoadedPlugins,
     find_runtime,
     find_transport,
@@ -27,12 +30,14 @@ from tinklet_core.plugins import (
     unknown_hooks,
 )
 from tinklet_core.registry_auth import ConfiguredRegistryCredentials
-from tinklet_core.runtime import Runtime
+from tinklet_core.runtime import Runtime, RuntimeSettings, RuntimeSpec
 from tinklet_core.tls import CoreChannelCredentials, load_tls, verification_failure
 from tinklet_core.transports.base import Transport
 from tinklet_core.transports.builtin import FILE_TRANSPORT
-from tinklet_core.transports.spec import TransportSettings
+from tinklet_core.transports.spec import TransportSettings, TransportSpec
 from tinklet_core.worker import Worker, WorkerOptions
+
+__all__ = ["LOCAL_AGENT", "configured_plugins", "run_workflow", "serve"]
 
 LOCAL_AGENT = "local"
 log = logging.getLogger("tinklet")
@@ -51,15 +56,14 @@ def configured_plugins(loaded: LoadedPlugins, settings: Settings) -> Iterator[No
     """Call each plugin's ``tinklet_configure`` with only its own option values, register what
     it returns for the run, and close those objects when the run ends."""
     with ExitStack() as stack:
-        for impl in reversed(loaded.manager.hook.tinklet_configure.get_hookimpls()):
-            name = impl.plugin_name
+        for name, call in list(loaded.calls.each("tinklet_configure")):
             try:
-                result = impl.function(options=dict(settings.options_of(name)))
+                result = call(options=dict(settings.options_of(name)))
             except Exception as exc:
                 raise PluginError(f"{loaded.origin(name)}: configuring failed: {exc}") from None
             if result is None:
                 continue
-            loaded.manager.register(result, name=f"configured:{name}")
+            loaded.manager.register(result, name=f"{CONFIGURED_PREFIX}{name}")
             stack.callback(_unregister_and_close, loaded.manager, result)
             for hook in unknown_hooks(loaded.manager, result):
                 log.warning("%s: %r is not a tinklet hook; it is never called", loaded.origin(name), hook)
@@ -78,13 +82,18 @@ def _unregister_and_close(manager: pluggy.PluginManager, plugin: object) -> None
 
 @contextmanager
 def opened_runtime(
-    loaded: LoadedPlugins, settings: Settings, agent_id: str, shared_agent: bool = False
+    loaded: LoadedPlugins, spec: RuntimeSpec, runtime_settings: RuntimeSettings
 ) -> Iterator[Runtime]:
-    """Open the runtime named by ``settings.runtime`` and close it however the run ends
-    (``shared_agent``: see :attr:`tinklet_core.runtime.RuntimeSettings.shared_agent`)."""
-    spec = find_runtime(loaded, settings.runtime)
-    runtime_settings = settings.runtime_settings(agent_id, f"runtime:{spec.name}", shared_agent)
-    runtime = open_runtime(loaded.manager, spec, runtime_settings)
+    """Open the runtime ``spec`` describes with ``runtime_settings`` and close it however the
+    run ends. A factory that fails other than with a tinklet error (``RuntimeUnavailable``) is a
+    :class:`PluginError` naming the plugin; a ``close()`` that raises is logged."""
+    origin = loaded.origin(f"{RUNTIME_PREFIX}{spec.name}")
+    try:
+        runtime = open_runtime(loaded.manager, spec, runtime_settings)
+    except TinkletError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"{origin}: opening runtime {spec.name!r} failed: {error_line(exc)}") from None
     for hook in unknown_hooks(loaded.manager, runtime):
         log.warning(
             "runtime %r implements %r, which is not a tinklet hook; it is never called", spec.name, hook
@@ -93,49 +102,37 @@ def opened_runtime(
         yield runtime
     finally:
         loaded.manager.unregister(runtime)
-        runtime.close()
-
-
-def execution_caller(manager: pluggy.PluginManager, runtime: Runtime) -> Callable[..., Outcome | None]:
-    """``tinklet_execute_action`` limited to its one owner, the opened runtime, and the hook
-    wrappers around it. Another plugin's plain implementation would take actions away from the
-    runtime the user chose: it is left out, with a warning."""
-    others = []
-    for impl in manager.hook.tinklet_execute_action.get_hookimpls():
-        if impl.plugin is runtime or impl.wrapper or impl.hookwrapper:
-            continue
-        log.warning(
-            "plugin %r implements tinklet_execute_action without wrapper=True; only the chosen runtime "
-            "runs actions, so it is ignored",
-            impl.plugin_name,
-        )
-        others.append(impl.plugin)
-    if not others:
-        return manager.hook.tinklet_execute_action  # type: ignore[no-any-return]
-    return manager.subset_hook_caller("tinklet_execute_action", remove_plugins=others)  # type: ignore[no-any-return]
+        try:
+            runtime.close()
+        except Exception as exc:
+            log.warning("%s: closing runtime %r failed: %s", origin, spec.name, error_line(exc))
 
 
 def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> Transport:
-    """The transport chosen by ``--protocol`` to ``--tink`` for ``--identifier``, plain or TLS."""
-    if not settings.tink:
+    """The transport chosen by ``--protocol`` to ``--tink`` for ``--identifier``, plain or TLS
+    (``--tink`` only for a transport whose spec says it needs a server address)."""
+    spec = find_transport(loaded, settings.protocol)
+    if spec.needs_server and not settings.tink:
         raise ConfigError("missing --tink HOST:PORT (or TINKLET_TINK, or 'tink' in the config file)")
     if not settings.identifier:
         raise ConfigError(
             "missing --identifier ID (or TINKLET_IDENTIFIER, or 'identifier' in the config file)"
         )
-    spec = find_transport(loaded, settings.protocol)
     credentials = None
     if settings.tls.enabled:
         tls = load_tls(settings.tls, stop, settings.max_backoff)  # bad files: one line, exit 2
-        problem = verification_failure(settings.tink, tls)  # gRPC says only CERTIFICATE_VERIFY_FAILED
+        # gRPC says only CERTIFICATE_VERIFY_FAILED
+        problem = verification_failure(settings.tink, tls) if settings.tink else None
         if problem:
             log.warning("tink server %s: its TLS certificate fails verification: %s", settings.tink, problem)
-        credentials = loaded.manager.hook.tinklet_grpc_channel_credentials(tls=tls)
+        credentials = _channel_credentials(loaded, tls)
         if credentials is None:
             raise ConfigError("--tls is on but no plugin provided channel credentials")
-    return spec.factory(
+    return _opened_transport(
+        loaded,
+        spec,
         TransportSettings(
-            target=settings.tink,
+            target=settings.tink or "",
             identifier=settings.identifier,
             credentials=credentials,
             server_name=settings.tls.server_name,
@@ -144,36 +141,77 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
             options=settings.options_of(f"transport:{spec.name}"),
             agent_attributes=agent_attributes.gather() if settings.agent_attributes else None,
             report_grace=settings.report_grace,
-        )
+        ),
     )
 
 
-def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> None:
-    """Work for the Tink server until ``stop`` is set.
+def _channel_credentials(loaded: LoadedPlugins, tls: Any) -> Any:
+    """The first plugin's TLS channel credentials; one that raises stops tinklet, named."""
+    for plugin, call in loaded.calls.each("tinklet_grpc_channel_credentials"):
+        try:
+            credentials = call(tls=tls)
+        except TinkletError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{loaded.origin(plugin)}: TLS channel credentials: {error_line(exc)}"
+            ) from None
+        if credentials is not None:
+            return credentials
+    return None
+
+
+def _opened_transport(
+    loaded: LoadedPlugins, spec: TransportSpec, transport_settings: TransportSettings
+) -> Transport:
+    """The transport ``spec`` opens, guarded so that its mistakes never end the worker."""
+    provider = next((p.plugin for p in loaded.transports.values() if p.spec is spec), spec.name)
+    try:
+        transport = spec.factory(transport_settings)
+    except TinkletError:
+        raise
+    except Exception as exc:
+        what = f"opening transport {spec.name!r} failed: {error_line(exc)}"
+        raise PluginError(f"{loaded.origin(provider)}: {what}") from None
+    from tinklet_core.transports.guarded import GuardedTransport  # only when a worker runs
+
+    return GuardedTransport(transport, loaded.origin(provider))
+
+
+def serve(
+    loaded: LoadedPlugins,
+    settings: Settings,
+    stop: threading.Event,
+    on_delivered: Callable[[Event], None] | None = None,
+) -> None:
+    """Work for the Tink server until ``stop`` is set (``on_delivered`` is called with every
+    event the server accepted, as for :func:`run_workflow`).
 
     Everything a user can get wrong (flags, runtime name, TLS files) is checked before the
     runtime is opened, so a typo never waits on a daemon.
     """
-    find_runtime(loaded, settings.runtime)
+    spec = find_runtime(loaded, settings.runtime)
     try:
         transport = server_transport(loaded, settings, stop)
     except ActionInterrupted:  # stopped while fetching the TLS CA
         return
+    agent_id = settings.identifier or ""
+    runtime_settings = settings.runtime_settings(agent_id, f"runtime:{spec.name}")
     try:
         with (
             configured_plugins(loaded, settings),
-            opened_runtime(loaded, settings, settings.identifier or "") as runtime,
+            opened_runtime(loaded, spec, runtime_settings) as runtime,
         ):
             log.info(
-                "worker %s started: runtime %s, protocol %s, tink server %s%s",
+                "worker %s started: runtime %s, protocol %s%s%s",
                 settings.identifier,
                 settings.runtime,
                 settings.protocol,
-                settings.tink,
+                f", tink server {settings.tink}" if settings.tink else "",
                 " (TLS)" if settings.tls.enabled else "",
             )
-            agent_id = settings.identifier or ""
-            _work(loaded, settings, runtime, transport, stop, agent_id, None, settings.protocol)
+            opened = (spec.name, runtime, runtime_settings)
+            _work(loaded, settings, opened, transport, stop, on_delivered, settings.protocol)
     finally:
         transport.close()
 
@@ -192,23 +230,27 @@ def run_workflow(
     running, so its running containers are not taken for leftovers of a crashed run."""
     agent_id = settings.identifier or LOCAL_AGENT
     shared_agent = not settings.identifier
-    spec = find_transport(loaded, FILE_TRANSPORT)
-    find_runtime(loaded, settings.runtime)
-    transport = spec.factory(
+    transport_spec = find_transport(loaded, FILE_TRANSPORT)
+    spec = find_runtime(loaded, settings.runtime)
+    transport = _opened_transport(
+        loaded,
+        transport_spec,
         TransportSettings(
             target=workflow_file,
             identifier=agent_id,
             cancelled=stop,
             max_backoff=settings.max_backoff,
-            options=settings.options_of(f"transport:{spec.name}"),
-        )
+            options=settings.options_of(f"transport:{transport_spec.name}"),
+        ),
     )
+    runtime_settings = settings.runtime_settings(agent_id, f"runtime:{spec.name}", shared_agent)
     try:
         with (
             configured_plugins(loaded, settings),
-            opened_runtime(loaded, settings, agent_id, shared_agent) as runtime,
+            opened_runtime(loaded, spec, runtime_settings) as runtime,
         ):
-            _work(loaded, settings, runtime, transport, stop, agent_id, on_delivered, FILE_TRANSPORT)
+            opened = (spec.name, runtime, runtime_settings)
+            _work(loaded, settings, opened, transport, stop, on_delivered, FILE_TRANSPORT)
     finally:
         transport.close()
 
@@ -216,23 +258,27 @@ def run_workflow(
 def _work(
     loaded: LoadedPlugins,
     settings: Settings,
-    runtime: Runtime,
+    opened: tuple[str, Runtime, RuntimeSettings],
     transport: Transport,
     stop: threading.Event,
-    agent_id: str,
     on_delivered: Callable[[Event], Any] | None,
     protocol: str,
 ) -> None:
-    spec = find_runtime(loaded, settings.runtime)
+    """Run the worker on the ``opened`` runtime (its name, object and the one settings record
+    it was opened with, which every action's context also carries)."""
+    from tinklet_core.execution import execution_caller  # only when a worker runs
+
+    runtime_name, runtime, runtime_settings = opened
     worker = Worker(
         transport,
         loaded.manager,
-        settings.runtime_settings(agent_id, f"runtime:{spec.name}"),
+        runtime_settings,
         stop,
         WorkerOptions(max_backoff=settings.max_backoff, log_output=settings.action_output == "log"),
         on_delivered=on_delivered,
-        execute=execution_caller(loaded.manager, runtime),
-        runtime_name=spec.name,
+        execute=execution_caller(loaded.manager, runtime, loaded.origin),
+        runtime_name=runtime_name,
         protocol=protocol,
+        origin=loaded.origin,
     )
     worker.run()

@@ -41,7 +41,13 @@ from tinklet_core.config import (
 from tinklet_core.errors import TinkletError
 from tinklet_core.log_format import configure_logging
 from tinklet_core.model import Event, State
-from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, server_transport_names
+from tinklet_core.plugins import (
+    LoadedPlugins,
+    describe_plugins,
+    load_plugins,
+    register_builtin,
+    server_transport_names,
+)
 from tinklet_core.progress import LiveProgress, state_line
 from tinklet_core.workflow import load_workflow
 
@@ -209,11 +215,13 @@ def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
         help_text = _sentence(spec.help)
         if spec.choices:
             help_text += f" One of: {', '.join(spec.choices)}."
-        if spec.default not in (None, (), False):
+        if spec.default not in (None, (), [], "", False):
             help_text += f" Default: {spec.default}."
         help_text += f" Env: {', '.join(spec.env_names)}."
         annotation: Any
-        metavar = "JSON" if spec.multiple else ("N" if spec.kind in (int, float) else "TEXT")
+        metavar = (
+            "JSON" if spec.multiple and not spec.separator else ("N" if spec.kind in (int, float) else "TEXT")
+        )
         names = (spec.name, *spec.aliases)
         if spec.kind is bool:
             annotation = Optional[bool]  # noqa: UP045 - typer needs the Optional form at runtime
@@ -221,8 +229,9 @@ def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
         elif spec.multiple:
             annotation = Optional[list[str]]  # noqa: UP045
             flags = tuple(f"--{name}" for name in names)
-        else:  # numbers are converted by the config loader, which names the flag in its error
-            annotation = Optional[str]  # noqa: UP045
+        else:  # numbers are converted by the config loader, which names the flag in its error;
+            # every value is kept, so that one given twice is a warning (config.load_settings)
+            annotation = Optional[list[str]]  # noqa: UP045
             flags = tuple(f"--{name}" for name in names)
         parameters.append(
             inspect.Parameter(
@@ -316,12 +325,13 @@ def build_app(
             parsed = load_workflow(Path(workflow), agent_id=settings.identifier or application.LOCAL_AGENT)
             live = LiveProgress(sys.stdout) if sys.stdout.isatty() else None  # plain lines otherwise
             summary = RunSummary(len(parsed.actions), echo=live is None)
-            if live is not None:
-                loaded.manager.register(live, name="core-progress")
+            shown = live is not None and register_builtin(loaded, live, "core-progress")
+            if live is not None and not shown:  # -p no:core-progress: plain lines instead
+                summary.echo = True
             try:
                 application.run_workflow(loaded, settings, workflow, _stop_on_signals(), summary.record)
             finally:
-                if live is not None:
+                if shown:
                     loaded.manager.unregister(live)
         except TinkletError as exc:
             _fail(str(exc))
@@ -360,9 +370,9 @@ def build_app(
         except TinkletError as exc:
             _fail(str(exc))
         if as_json:
-            typer.echo(json.dumps(plugins_report(loaded), indent=2))
+            typer.echo(json.dumps(plugins_report(loaded, plugin_specs), indent=2))
             return
-        for line in plugins_table(loaded):
+        for line in plugins_table(loaded, plugin_specs):
             typer.echo(line)
 
     @cli.command("agent-attributes")
@@ -395,10 +405,12 @@ def _runtime_command(
     return command
 
 
-def plugins_report(loaded: LoadedPlugins) -> dict[str, Any]:
-    """What ``tinklet plugins list --json`` prints: plugins, runtimes, transports, failures."""
+def plugins_report(loaded: LoadedPlugins, accepted: Sequence[OptionSpec] | None = None) -> dict[str, Any]:
+    """What ``tinklet plugins list --json`` prints: plugins, runtimes, transports, failures
+    (with ``accepted``, the plugin options that became flags, a refused one is not listed)."""
+    taken = None if accepted is None else {(spec.owner, spec.name) for spec in accepted}
 
-    def specs(found: dict[str, Any]) -> list[dict[str, Any]]:
+    def specs(found: dict[str, Any], kind: str) -> list[dict[str, Any]]:
         unique: dict[str, dict[str, Any]] = {}
         for provided in found.values():
             spec = provided.spec
@@ -409,22 +421,26 @@ def plugins_report(loaded: LoadedPlugins) -> dict[str, Any]:
                     "aliases": list(spec.aliases),
                     "summary": spec.summary,
                     "plugin": provided.plugin,
-                    "options": [f"--{option.name}" for option in spec.options],
+                    "options": [
+                        f"--{option.name}"
+                        for option in spec.options
+                        if taken is None or (f"{kind}:{spec.name}", option.name) in taken
+                    ],
                 },
             )
         return sorted(unique.values(), key=lambda entry: entry["name"])
 
     return {
-        "plugins": [dataclasses.asdict(info) for info in describe_plugins(loaded)],
-        "runtimes": specs(loaded.runtimes),
-        "transports": specs(loaded.transports),
+        "plugins": [dataclasses.asdict(info) for info in describe_plugins(loaded, taken)],
+        "runtimes": specs(loaded.runtimes, "runtime"),
+        "transports": specs(loaded.transports, "transport"),
         "failures": list(loaded.failures),
     }
 
 
-def plugins_table(loaded: LoadedPlugins) -> list[str]:
+def plugins_table(loaded: LoadedPlugins, accepted: Sequence[OptionSpec] | None = None) -> list[str]:
     """The text form of ``tinklet plugins list``."""
-    report = plugins_report(loaded)
+    report = plugins_report(loaded, accepted)
     lines = []
     rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES", "HOOKS")]
     for info in report["plugins"]:

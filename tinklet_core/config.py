@@ -56,6 +56,7 @@ class OptionSpec:
     heading: str = "Options"
     aliases: tuple[str, ...] = ()
     more_fallbacks: tuple[str, ...] = ()  # read after env_fallback, in order
+    separator: str = ""  # a multiple option's environment value: split on it (else JSON)
 
     @property
     def key(self) -> str:
@@ -204,16 +205,19 @@ def plugin_option_specs(
                     )
                 continue
             taken[option.name] = heading
+            listed = option.kind is list
             specs.append(
                 OptionSpec(
                     option.name,
-                    option.help,
-                    option.kind,
-                    option.default,
+                    option.help + (" Repeatable; comma-separated in the environment." if listed else ""),
+                    str if listed else option.kind,
+                    tuple(option.default or ()) if listed else option.default,
+                    multiple=listed,
                     scope=scope,
                     env_fallback=option.env_fallback,
                     owner=owner,
                     heading=heading,
+                    separator="," if listed else "",
                 )
             )
     return specs, warnings
@@ -291,10 +295,11 @@ def load_settings(
     environ = os.environ if environ is None else environ
     extra = list(plugin_specs)
     specs = [*core, *extra]
+    flags, repeated = _last_of_repeated(flags, specs)
     config_path = flags.get("config") or environ.get(ENV_PREFIX + "CONFIG")
     file_values = read_config_file(Path(config_path)) if config_path else {}
     known = {key for spec in specs for key in (spec.key, *(a.replace("-", "_") for a in spec.aliases))}
-    warnings = tuple(
+    warnings = repeated + tuple(
         f"{config_path}: unknown setting {key!r} ignored" for key in file_values if key not in known
     )
     values = {spec.key: _resolve(spec, flags, environ, file_values) for spec in specs}
@@ -327,6 +332,22 @@ def load_settings(
         plugin_options=_by_owner(extra, values),
         warnings=warnings,
     )
+
+
+def _last_of_repeated(
+    flags: Mapping[str, Any], specs: Sequence[OptionSpec]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A single-value flag given more than once (the command line hands over every value) keeps
+    the last, with a warning naming the flag (never its values)."""
+    single = {spec.key: spec for spec in specs if not spec.multiple}
+    kept = dict(flags)
+    warnings = []
+    for key, value in flags.items():
+        if key in single and isinstance(value, (list, tuple)):
+            if len(value) > 1:
+                warnings.append(f"--{single[key].name} was given {len(value)} times; the last one is used")
+            kept[key] = value[-1] if value else None
+    return kept, tuple(warnings)
 
 
 def _report_grace(value: float) -> float:
@@ -387,6 +408,8 @@ def _from_env(spec: OptionSpec, raw: str) -> Any:
     text = raw.strip()
     if not text:
         return []
+    if spec.separator:
+        return _split(text, spec.separator)
     try:
         parsed = json.loads(text)
     except ValueError:
@@ -397,7 +420,13 @@ def _from_env(spec: OptionSpec, raw: str) -> Any:
 def _check(spec: OptionSpec, value: Any, origin: str) -> Any:
     """``value`` converted to the option's kind; errors echo it only when that is safe."""
     if spec.multiple:
+        if spec.separator and isinstance(value, str):
+            value = _split(value, spec.separator)
         items = value if isinstance(value, (list, tuple)) else [value]
+        if spec.separator:  # a plugin's list option: text items
+            if any(isinstance(item, (dict, list, tuple)) for item in items):
+                raise ConfigError(f"{origin}: expected a list of text values")
+            return tuple(str(item) for item in items)
         return tuple(items)
     choices = f"is not one of {', '.join(spec.choices)}"
     try:
@@ -410,6 +439,10 @@ def _check(spec: OptionSpec, value: Any, origin: str) -> Any:
     if spec.choices and converted not in spec.choices:
         raise ConfigError(option_error(origin, spec.key, value, choices))
     return converted
+
+
+def _split(text: str, separator: str) -> list[str]:
+    return [item.strip() for item in text.split(separator) if item.strip()]
 
 
 def _convert(kind: type, value: Any) -> Any:

@@ -4,15 +4,19 @@ Hook names carry the ``tinklet_`` prefix so stray methods never match by acciden
 implements a name not listed here gets a warning naming it. Arguments are passed by name, so an
 implementation may accept only the ones it uses.
 
-Start-up hooks (``tinklet_runtimes``, ``tinklet_transports``, ``tinklet_options``) are called once
-per plugin, each plugin on its own, so one that raises is reported by name and skipped.
+The core calls every hook one plugin at a time (through pluggy, so an implementation may take
+only the arguments it uses), and what a plugin gets wrong is pinned on it: a start-up hook
+(``tinklet_runtimes``, ``tinklet_transports``, ``tinklet_options``) that raises or returns the
+wrong type is reported by name and skipped; after start-up, a wrong return type or an unexpected
+error fails the action with a message naming the plugin and its distribution (a transport's is
+retried with backoff), and the worker goes on.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pluggy
+from tinklet_core.markers import PROJECT, hookimpl, hookspec
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,9 +30,7 @@ if TYPE_CHECKING:
     from tinklet_core.tls import TlsSettings
     from tinklet_core.transports.spec import TransportSpec
 
-PROJECT = "tinklet"
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 
 @hookspec
@@ -76,7 +78,9 @@ def tinklet_configure(options: Mapping[str, Any]) -> object | None:
     implements it, with only the values of the options that plugin declared. Return an object
     whose hook methods should run for the rest of this run (an exporter holding its server, for
     example; it is registered as a plugin, and its ``close()``, if any, is called at exit), or
-    ``None``. Raising stops tinklet with the error's message.
+    ``None``; annotate the return type with that object's class and ``tinklet plugins list``
+    shows its hooks without calling this. An implementation that needs no options may take no
+    arguments. Raising stops tinklet with the error's message.
     """
 
 
@@ -102,14 +106,17 @@ def tinklet_cleanup_environment(environment: WorkflowEnvironment) -> None:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def tinklet_rewrite_action(action: Action) -> Action | None:
     """Return a changed copy of ``action`` to run instead (``dataclasses.replace``), or ``None``.
 
     Called by the worker for each action after it reported RUNNING and before it runs: an image
-    mirror, a registry rewrite, extra environment. The first non-``None`` result wins. Ids are
-    kept from the original (status is reported for the action the server handed out); raising
-    fails the action with the error's message.
+    mirror, a registry rewrite, extra environment. Rewrites compose: each plugin gets the action
+    as the previous plugin's rewrite left it, in pluggy's call order (``tryfirst`` first, else
+    the plugin registered last first; see :mod:`tinklet_core.rewrites`). Ids and name are kept
+    from the original (status is reported for the action the server handed out); the final
+    status event carries the rewritten action. Raising, or returning something other than an
+    ``Action`` or ``None``, fails the action with a message naming the plugin.
     """
 
 
@@ -123,7 +130,10 @@ def tinklet_execute_action(context: ActionContext) -> Outcome | None:
     ``@hookimpl(wrapper=True)``, which runs around the runtime: code before ``yield`` sees the
     context, ``outcome = yield`` gets the runtime's result (or raises its error), and the wrapper
     returns the outcome, a different one, or raises :class:`~tinklet_core.errors.ActionRefused`
-    before yielding to refuse the action by policy. The implementation pulls the image (per
+    before yielding to refuse the action by policy. A wrapper that returns something other than
+    an ``Outcome`` or raises another error fails the action with a message naming it; one that
+    forgets ``return outcome`` keeps the runtime's outcome, with a warning naming it (see
+    :mod:`tinklet_core.execution`). The implementation pulls the image (per
     ``context.settings.pull_policy``, with ``context.registry_credentials``), starts the action,
     streams each output line to ``context.output``, kills it at ``context.deadline`` (TIMEOUT),
     stops it when ``context.cancelled`` is set (raise ``ActionInterrupted``) and always removes

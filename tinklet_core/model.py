@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import time
@@ -74,6 +75,11 @@ class Action:
         parts = (self.workflow_id, self.task_id, self.name or self.action_id)
         return "/".join(short_id(part) for part in parts)
 
+    def identified_as(self, original: Action) -> Action:
+        """This action with the ids and name of ``original``: a plugin's rewrite of an action
+        is still reported as the action the server handed out."""
+        return dataclasses.replace(self, **{name: getattr(original, name) for name in IDENTITY})
+
     def labels(self) -> dict[str, str]:
         """The labels every runtime object made for this action carries."""
         return {
@@ -82,6 +88,10 @@ class Action:
             "tinklet.action": self.action_id,
             "tinklet.agent": self.agent_id,
         }
+
+
+IDENTITY = ("workflow_id", "task_id", "action_id", "agent_id", "name")
+"""The fields of an :class:`Action` that say which action it is (kept through rewrites)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,11 @@ from typing import Any
 class PluginOption:
     """One plugin setting, offered as ``--NAME``, ``TINKLET_NAME`` and ``name:`` in the config file.
 
-    ``kind`` is ``str``, ``int``, ``float`` or ``bool``. ``help`` is a sentence. ``env_fallback``
+    ``kind`` is ``str``, ``int``, ``float``, ``bool`` or ``list``. A ``list`` option is a
+    repeatable flag (``--mirror-allow A --mirror-allow B``), a comma-separated environment
+    variable (``TINKLET_MIRROR_ALLOW=A,B``) and a YAML list in the config file; the plugin gets a
+    tuple of strings (``()`` when unset). A single-value flag given twice keeps the last value,
+    with a warning. ``help`` is a sentence. ``env_fallback``
     names a conventional variable (``DOCKER_HOST``, ``KUBECONFIG``) read after the config file and
     before the default. The plugin receives the value under ``key`` (dashes become underscores).
     """

@@ -15,24 +15,25 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import pluggy
 
 from tinklet_core import hookspecs
+from tinklet_core.builtins import BUILTIN_NAMES
 from tinklet_core.errors import PluginError
 from tinklet_core.options import PluginOption
+from tinklet_core.plugin_calls import PluginCalls, error_line
 from tinklet_core.runtime import Runtime, RuntimeSettings, RuntimeSpec
 from tinklet_core.transports.builtin import BUILTIN_TRANSPORTS, BuiltinTransport
 from tinklet_core.transports.spec import TransportSpec
 
 ENTRY_POINT_GROUP = "tinklet"
 RUNTIME_PREFIX = "runtime:"
-CORE_PLUGIN_NAMES = ("core-registry", "core-tls")
+CONFIGURED_PREFIX = "configured:"
 _IMPL_MARKER = f"{hookspecs.PROJECT}_impl"
-_StartupHook = Callable[[], Any]
 SpecT = TypeVar("SpecT", RuntimeSpec, TransportSpec)
 
 
@@ -74,12 +75,23 @@ class LoadedPlugins:
     transports: dict[str, Provided[TransportSpec]] = field(default_factory=dict)
     disputed: dict[str, str] = field(default_factory=dict)
     options: dict[str, tuple[PluginOption, ...]] = field(default_factory=dict)
+    calls: PluginCalls = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.calls = PluginCalls(self.manager)
 
     def origin(self, plugin: str) -> str:
-        """``'NAME' (distribution DIST VERSION)``: how messages name a plugin."""
-        dist, version = self.distributions.get(plugin, ("", ""))
+        """``plugin 'NAME' (distribution DIST VERSION)``: how messages name a plugin. An opened
+        runtime (``runtime:NAME``) and an object ``tinklet_configure`` returned
+        (``configured:NAME``) are named by the plugin they came from."""
+        owner = plugin
+        if plugin.startswith(CONFIGURED_PREFIX):
+            owner = plugin[len(CONFIGURED_PREFIX) :]
+        elif plugin.startswith(RUNTIME_PREFIX) and plugin[len(RUNTIME_PREFIX) :] in self.runtimes:
+            owner = self.runtimes[plugin[len(RUNTIME_PREFIX) :]].plugin
+        dist, version = self.distributions.get(owner, ("", ""))
         where = f" (distribution {dist} {version})" if dist else ""
-        return f"plugin {plugin!r}{where}"
+        return f"plugin {owner!r}{where}"
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -90,7 +102,11 @@ def new_plugin_manager() -> pluggy.PluginManager:
 
 
 def load_plugins(
-    *, autoload: bool = True, blocked: Iterable[str] = (), extra: Iterable[str] = ()
+    *,
+    autoload: bool = True,
+    blocked: Iterable[str] = (),
+    extra: Iterable[str] = (),
+    objects: Iterable[tuple[str, object]] = (),
 ) -> LoadedPlugins:
     """Register the core's built-in transports, the modules named in ``extra`` and, unless
     ``autoload`` is off, every ``tinklet`` entry point; then collect what they provide.
@@ -98,14 +114,15 @@ def load_plugins(
     ``blocked`` names plugins that must not be registered. ``extra`` is how ``-p MODULE`` and
     ``TINKLET_PLUGINS`` load a plugin that is not installed as a distribution (a plugin under
     development, a test runtime); one that does not import is a :class:`PluginError`.
+    ``objects`` are ``(name, plugin object)`` pairs registered after those modules (the test
+    kit's way to load a plugin made in a test).
     """
     manager = new_plugin_manager()
     loaded = LoadedPlugins(manager, blocked=tuple(blocked))
     for name in loaded.blocked:
         manager.set_blocked(name)
-    known = {*CORE_PLUGIN_NAMES}
+    known = set(BUILTIN_NAMES)
     for name, spec in BUILTIN_TRANSPORTS:
-        known.add(name)
         register_builtin(loaded, BuiltinTransport(spec), name)
     for module_name in extra:
         known.add(module_name)
@@ -114,9 +131,15 @@ def load_plugins(
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            raise PluginError(f"-p {module_name}: cannot import the plugin module: {_line(exc)}") from None
+            raise PluginError(
+                f"-p {module_name}: cannot import the plugin module: {error_line(exc)}"
+            ) from None
         loaded.distributions[module_name] = ("", "")
         _register(loaded, module, module_name)
+    for name, plugin in objects:
+        known.add(name)
+        if not manager.is_blocked(name):
+            _register(loaded, plugin, name)
     if autoload:
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             known.add(entry_point.name)
@@ -127,7 +150,7 @@ def load_plugins(
             try:
                 plugin = entry_point.load()
             except Exception as exc:  # a broken third-party plugin must not stop tinklet
-                loaded.failures.append(f"{loaded.origin(entry_point.name)} failed to load: {_line(exc)}")
+                loaded.failures.append(f"{loaded.origin(entry_point.name)} failed to load: {error_line(exc)}")
                 continue
             _register(loaded, plugin, entry_point.name)
     for name in loaded.blocked:
@@ -141,7 +164,7 @@ def _register(loaded: LoadedPlugins, plugin: object, name: str) -> None:
     try:
         loaded.manager.register(plugin, name=name)
     except Exception as exc:  # pluggy refuses bad hook signatures
-        loaded.failures.append(f"{loaded.origin(name)} was not loaded: {_line(exc)}")
+        loaded.failures.append(f"{loaded.origin(name)} was not loaded: {error_line(exc)}")
         return
     for hook in unknown_hooks(loaded.manager, plugin):
         loaded.failures.append(
@@ -159,30 +182,24 @@ def unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
     )
 
 
-def _line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
-
-
 def _call_each(loaded: LoadedPlugins, hook: str) -> Iterable[tuple[str, list[Any]]]:
-    """Call a start-up hook on each plugin on its own, so a plugin that raises (or returns
-    something that is not a list) is reported by name and skipped rather than stopping tinklet.
-    Returns ``(plugin name, result)`` in pluggy's call order."""
-    caller = getattr(loaded.manager.hook, hook)
-    for impl in reversed(caller.get_hookimpls()):
+    """Call a start-up hook on each plugin on its own (through pluggy), so a plugin that raises
+    (or returns something that is not a list) is reported by name and skipped rather than
+    stopping tinklet. Returns ``(plugin name, result)`` in pluggy's call order."""
+    for plugin, call in loaded.calls.each(hook):
         try:
-            result = impl.function()
+            result = call()
         except Exception as exc:
-            loaded.failures.append(f"{loaded.origin(impl.plugin_name)}: {hook}() raised {_line(exc)}")
+            loaded.failures.append(f"{loaded.origin(plugin)}: {hook}() raised {error_line(exc)}")
             continue
         if result is None:
             continue
         if not isinstance(result, (list, tuple)):
             loaded.failures.append(
-                f"{loaded.origin(impl.plugin_name)}: {hook}() returned {type(result).__name__}, not a list"
+                f"{loaded.origin(plugin)}: {hook}() returned {type(result).__name__}, not a list"
             )
             continue
-        yield impl.plugin_name, list(result)
+        yield plugin, list(result)
 
 
 def _collect(loaded: LoadedPlugins) -> None:
@@ -283,12 +300,16 @@ def server_transport_names(loaded: LoadedPlugins) -> list[str]:
     )
 
 
-def register_builtin(loaded: LoadedPlugins, plugin: object, name: str) -> None:
-    """Register one of the core's own plugins unless the user blocked it (``-p no:NAME``)."""
+def register_builtin(loaded: LoadedPlugins, plugin: object, name: str) -> bool:
+    """Register one of the core's own plugins (listed in :data:`~tinklet_core.builtins.BUILTIN_PLUGINS`)
+    unless the user blocked it (``-p no:NAME``); True when it was registered."""
+    if name not in BUILTIN_NAMES:
+        raise ValueError(f"{name!r} is not listed in tinklet_core.builtins.BUILTIN_PLUGINS")
     if loaded.manager.is_blocked(name) or loaded.manager.has_plugin(name):
-        return
+        return False
     loaded.manager.register(plugin, name=name)
     loaded.distributions[name] = ("tinklet", _version_of("tinklet"))
+    return True
 
 
 def _version_of(distribution: str) -> str:
@@ -305,11 +326,16 @@ def open_runtime(manager: pluggy.PluginManager, spec: RuntimeSpec, settings: Run
     return runtime
 
 
-def describe_plugins(loaded: LoadedPlugins) -> list[PluginInfo]:
+def describe_plugins(
+    loaded: LoadedPlugins, accepted: Collection[tuple[str, str]] | None = None
+) -> list[PluginInfo]:
     """The loaded plugins with distribution, version, runtimes, transports, options and hooks.
 
     A runtime's hooks are read from its factory class (or a function factory's annotated return
-    type) without opening it, so listing never connects to a daemon or imports a heavy client.
+    type) without opening it, and the hooks of the object ``tinklet_configure`` returns from that
+    function's return annotation without calling it, so listing never connects to a daemon,
+    starts an exporter or imports a heavy client. ``accepted`` holds the ``(owner, option name)``
+    pairs that became flags: options refused as clashes are left out.
     """
     manager = loaded.manager
     infos = []
@@ -321,11 +347,15 @@ def describe_plugins(loaded: LoadedPlugins) -> list[PluginInfo]:
         hooks = {caller.name for caller in manager.get_hookcallers(plugin) or ()}
         for spec in runtimes:
             hooks |= set(factory_hooks(spec.factory))
-        options = [
-            *loaded.options.get(name, ()),
-            *(option for spec in runtimes for option in spec.options),
-            *(option for transport in transports for option in transport.options),
+        configure = getattr(plugin, "tinklet_configure", None)
+        if "tinklet_configure" in hooks and configure is not None:
+            hooks |= set(factory_hooks(configure))
+        owned = [
+            *((name, option) for option in loaded.options.get(name, ())),
+            *((f"runtime:{spec.name}", option) for spec in runtimes for option in spec.options),
+            *((f"transport:{spec.name}", option) for spec in transports for option in spec.options),
         ]
+        options = [option for owner, option in owned if accepted is None or (owner, option.name) in accepted]
         dist, version = loaded.distributions.get(name, ("", ""))
         infos.append(
             PluginInfo(
@@ -350,18 +380,22 @@ def _unique(specs: Iterable[SpecT]) -> list[SpecT]:
 
 
 def factory_hooks(factory: object) -> list[str]:
-    """The hooks a runtime factory's objects implement: read from the class, or from a function
-    factory's return annotation. Never calls the factory."""
-    cls = factory
-    if not inspect.isclass(cls):
+    """The hooks a runtime factory's objects (or what a ``tinklet_configure`` returns) implement:
+    read from the class, or from a function's return annotation (``Exporter | None`` too).
+    Never calls the factory."""
+    if inspect.isclass(factory):
+        classes = [factory]
+    else:
         try:
-            cls = typing.get_type_hints(factory).get("return")
+            returned = typing.get_type_hints(factory).get("return")
         except Exception:  # an annotation that cannot be resolved: nothing to show
             return []
-    if not inspect.isclass(cls):
-        return []
-    return [
-        name
-        for name, member in inspect.getmembers(cls)
-        if name.startswith(f"{hookspecs.PROJECT}_") and hasattr(member, _IMPL_MARKER)
-    ]
+        classes = [c for c in (typing.get_args(returned) or (returned,)) if inspect.isclass(c)]
+    return sorted(
+        {
+            name
+            for cls in classes
+            for name, member in inspect.getmembers(cls)
+            if name.startswith(f"{hookspecs.PROJECT}_") and hasattr(member, _IMPL_MARKER)
+        }
+    )

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from tinklet_core.errors import ActionInterrupted, ConfigError
-from tinklet_core.hookspecs import hookimpl
+from tinklet_core.markers import hookimpl
 from tinklet_core.redaction import described_value
 
 if TYPE_CHECKING:

@@ -14,10 +14,8 @@ Everything the server sent (ids, image, messages, error details) is logged throu
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -26,17 +24,27 @@ from dataclasses import dataclass
 
 import pluggy
 
+from tinklet_core.backoff import Backoff, StatusLog
 from tinklet_core.errors import ActionInterrupted, ActionRefused, MalformedAction, TransportError
 from tinklet_core.log_format import ActionLogger
 from tinklet_core.log_safe import loggable, short_id
 from tinklet_core.model import Action, Event, Outcome, PullProgress, RegistryCredentials, State
 from tinklet_core.observers import EventDispatcher
+from tinklet_core.plugin_calls import (
+    Origin,
+    PluginCalls,
+    PluginFault,
+    error_line,
+    plain_origin,
+)
+from tinklet_core.rewrites import rewrite_action
 from tinklet_core.runtime import ActionContext, RuntimeSettings, WorkflowEnvironment, image_registry
 from tinklet_core.runtime_helpers import one_line
 from tinklet_core.transports.base import Transport
 
 TAIL_IN_MESSAGE = 5
 MAX_MESSAGE = 2000
+__all__ = ["MAX_MESSAGE", "Backoff", "OutputTail", "StatusLog", "Worker", "WorkerOptions", "failure_message"]
 
 
 @dataclass(frozen=True)
@@ -48,51 +56,6 @@ class WorkerOptions:
     max_backoff: float = 5.0
     tail_lines: int = 20
     log_output: bool = True
-
-
-class Backoff:
-    """Exponential backoff with full jitter, capped; ``reset`` after a success."""
-
-    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
-        self._low = low
-        self._high = max(low, high)
-        self._ceiling = low
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        """The next wait: uniform between ``low`` and a ceiling that doubles up to ``high``."""
-        delay = self._rng.uniform(self._low, self._ceiling)
-        self._ceiling = min(self._high, self._ceiling * 2)
-        return delay
-
-    def reset(self) -> None:
-        """Start again from the shortest wait."""
-        self._ceiling = self._low
-
-
-class StatusLog:
-    """Logs a condition when it starts or changes, not on every retry.
-
-    A condition is named by ``kind``; the text may vary between retries (gRPC's details do)
-    without being logged again.
-    """
-
-    def __init__(self, log: logging.Logger) -> None:
-        self._log = log
-        self._current: str | None = None
-
-    def note(self, level: int, text: str, kind: str | None = None) -> None:
-        """Log ``text`` unless a condition of the same ``kind`` (default: the text) is current."""
-        kind = kind or text
-        if kind != self._current:
-            self._log.log(level, text)
-            self._current = kind
-
-    def clear(self, recovered: str | None = None) -> None:
-        """Forget the current condition; log ``recovered`` if one was reported."""
-        if self._current is not None and recovered:
-            self._log.info(recovered)
-        self._current = None
 
 
 class OutputTail:
@@ -152,7 +115,9 @@ class Worker:
     caller limited to the opened runtime and the wrappers). Observers
     (``tinklet_action_event`` and the other observer hooks) are called from an
     :class:`EventDispatcher` thread; ``runtime_name`` and ``protocol`` are what
-    ``tinklet_worker_state`` tells them.
+    ``tinklet_worker_state`` tells them. ``origin`` names a plugin in messages (with its
+    distribution): every call into a plugin is checked, and what a plugin gets wrong fails the
+    action (or, for the transport, is retried) with a message naming it.
     """
 
     def __init__(
@@ -167,8 +132,11 @@ class Worker:
         execute: Callable[..., Outcome | None] | None = None,
         runtime_name: str = "",
         protocol: str = "",
+        origin: Origin = plain_origin,
     ) -> None:
         self._transport = transport
+        self._calls = PluginCalls(manager)
+        self._origin = origin
         self._hook = manager.hook
         self._settings = settings
         self._stop = stop
@@ -242,8 +210,8 @@ class Worker:
             return True
         try:
             runnable = self._rewritten(action)
-        except Exception as exc:
-            reason = f"rewriting the action failed: {one_line(exc)}"
+        except PluginFault as exc:
+            reason = f"rewriting the action failed: {exc}"
             self._report_final(action, Outcome(State.FAILED, reason=reason), [], started)
             self._end_workflow()
             return True
@@ -252,23 +220,14 @@ class Worker:
             self._log.info("%s: stopped by shutdown; no final state reported", action.label)
             return True
         outcome, tail = result
-        self._report_final(action, outcome, tail, started)
+        self._report_final(runnable, outcome, tail, started)  # observers see the image that ran
         if outcome.state is not State.SUCCESS:
             self._end_workflow()
         return True
 
     def _rewritten(self, action: Action) -> Action:
-        """The action as ``tinklet_rewrite_action`` changed it, with the server's ids kept."""
-        changed: Action | None = self._hook.tinklet_rewrite_action(action=action)
-        if changed is None or changed == action:
-            return action
-        changed = dataclasses.replace(
-            changed,
-            workflow_id=action.workflow_id,
-            task_id=action.task_id,
-            action_id=action.action_id,
-            agent_id=action.agent_id,
-        )
+        """The action as every ``tinklet_rewrite_action`` changed it, with the server's ids kept."""
+        changed = rewrite_action(self._calls, action, self._origin)
         if changed.image != action.image:
             self._log.info("%s: image rewritten to %s", action.label, loggable(changed.image))
         return changed
@@ -314,20 +273,44 @@ class Worker:
             raise
         except ActionRefused as exc:
             return Outcome(State.FAILED, reason=f"refused: {one_line(exc)}")
+        except PluginFault as exc:  # a plugin's mistake, named: fails the action, not the worker
+            return Outcome(State.FAILED, reason=str(exc))
         except Exception as exc:  # a runtime bug or a dead daemon fails the action, not the worker
             return Outcome(State.FAILED, reason=f"runtime error: {one_line(exc)}")
         if outcome is None:
             return Outcome(State.FAILED, reason="no runtime took the action (is a runtime plugin loaded?)")
+        if not isinstance(outcome, Outcome):  # an old-style hookwrapper: not checked on the way
+            return Outcome(
+                State.FAILED, reason=f"a hook wrapper returned {type(outcome).__name__}, not an Outcome"
+            )
         return outcome
 
     def _pulled(self, action: Action, progress: PullProgress) -> None:
         self._notify("tinklet_pull_progress", action=action, progress=progress)
 
     def _credentials(self, image: str) -> RegistryCredentials | None:
-        result: RegistryCredentials | None = self._hook.tinklet_registry_credentials(
-            registry=image_registry(image), image=image
-        )
-        return result
+        """The first plugin's login for ``image``'s registry; one that raises or answers with
+        something else is skipped with a warning naming it."""
+        for plugin, call in self._calls.each("tinklet_registry_credentials"):
+            try:
+                login = call(registry=image_registry(image), image=image)
+            except Exception as exc:
+                self._log.warning(
+                    "%s: tinklet_registry_credentials raised %s; ignored",
+                    self._origin(plugin),
+                    error_line(exc),
+                )
+                continue
+            if isinstance(login, RegistryCredentials):
+                return login
+            if login is None:
+                continue
+            self._log.warning(
+                "%s: tinklet_registry_credentials returned %s, not RegistryCredentials; ignored",
+                self._origin(plugin),
+                type(login).__name__,
+            )
+        return None
 
     def _report_final(self, action: Action, outcome: Outcome, tail: list[str], started: dt.datetime) -> None:
         event = Event(action, outcome.state, started, _now(), failure_message(outcome, tail))
@@ -367,13 +350,20 @@ class Worker:
             return True
 
     def _observe(self, event: Event) -> None:
-        self._hook.tinklet_action_event(event=event)
+        self._call_observers("tinklet_action_event", {"event": event})
 
     def _notify(self, hook_name: str, **arguments: object) -> None:
         """Queue an observer hook call for the observer thread, if any plugin implements it."""
-        hook = getattr(self._hook, hook_name)
-        if hook.get_hookimpls():
-            self._events.submit(lambda: hook(**arguments))
+        if getattr(self._hook, hook_name).get_hookimpls():
+            self._events.submit(lambda: self._call_observers(hook_name, arguments))
+
+    def _call_observers(self, hook_name: str, arguments: dict[str, object]) -> None:
+        """Each observer on its own: one that fails is named and the others still hear of it."""
+
+        def failed(plugin: str, exc: BaseException) -> None:
+            self._log.warning("%s: observer %s failed: %s", self._origin(plugin), hook_name, error_line(exc))
+
+        self._calls.call_each(hook_name, arguments, failed)
 
     def _enter_workflow(self, action: Action) -> None:
         current = self._environment
@@ -387,15 +377,23 @@ class Worker:
             registry_credentials=self._credentials,
         )
         self._environment = environment  # cleaned up even when preparing fails half-way
-        self._hook.tinklet_prepare_environment(environment=environment)
+
+        def failed(plugin: str, exc: BaseException) -> None:
+            raise PluginFault(f"{self._origin(plugin)}: {error_line(exc)}") from exc
+
+        self._calls.call_each("tinklet_prepare_environment", {"environment": environment}, failed)
 
     def _end_workflow(self) -> None:
         environment, self._environment = self._environment, None
         if environment is None:
             return
-        try:
-            self._hook.tinklet_cleanup_environment(environment=environment)
-        except Exception as exc:
+
+        def failed(plugin: str, exc: BaseException) -> None:
             self._log.warning(
-                "cleaning up workflow %s failed: %s", short_id(environment.workflow_id), one_line(exc)
+                "cleaning up workflow %s failed: %s: %s",
+                short_id(environment.workflow_id),
+                self._origin(plugin),
+                one_line(exc),
             )
+
+        self._calls.call_each("tinklet_cleanup_environment", {"environment": environment}, failed)

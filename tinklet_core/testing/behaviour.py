@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tinklet_core.testing.pytest_plugin import core_options
 from tinklet_core.testing.runtime_suite import AGENT, RuntimeBehaviourSuite
 
 
@@ -30,6 +31,7 @@ class TestRuntimeBehaviour(RuntimeBehaviourSuite):
         self.image = config.getoption("tinklet_image")  # type: ignore[misc]
         self._plugins: list[str] = list(config.getoption("tinklet_plugin"))
         self._options = dict(option.split("=", 1) for option in config.getoption("tinklet_option"))
+        self._core_options = core_options(config)
         self._leftovers = _function(config.getoption("tinklet_leftovers"))
 
     def plugin_modules(self) -> list[str]:
@@ -43,6 +45,10 @@ class TestRuntimeBehaviour(RuntimeBehaviourSuite):
     def cli_options(self) -> list[str]:
         """The ``--tinklet-option`` values as flags of the worker process."""
         return [arg for name, value in self._options.items() for arg in (f"--{name}", value)]
+
+    def core_options(self) -> dict[str, str]:
+        """The ``--tinklet-core-option`` values."""
+        return self._core_options
 
     def leftovers(self) -> list[str]:
         """What ``--tinklet-leftovers`` reports for the suite's agent."""

@@ -1,4 +1,5 @@
-"""The runtime behaviour suite as a pytest plugin: ``pytest --tinklet-runtime NAME``.
+"""tinklet's pytest plugin: the plugin test kit (fixture ``tinklet_kit``) and the runtime
+behaviour suite (``pytest --tinklet-runtime NAME``).
 
 Installing tinklet registers this module with pytest (entry point group ``pytest11``), so a
 runtime plugin's author can test any installed runtime without writing a test class::
@@ -9,8 +10,15 @@ runtime plugin's author can test any installed runtime without writing a test cl
 ids of what the runtime made (labelled ``tinklet.agent``) that still exists: the suite uses it to
 prove that nothing is left behind and that running actions are labelled. ``--tinklet-image``
 chooses the busybox-like image, ``--tinklet-option NAME=VALUE`` sets one of the runtime's
-options, ``--tinklet-plugin MODULE`` loads a plugin module that is not installed. Without
-``--tinklet-runtime`` this plugin does nothing. (Subclassing
+options, ``--tinklet-plugin MODULE`` loads a plugin module that is not installed, and
+``--tinklet-core-option NAME=VALUE`` sets one of tinklet's own options for the suite's runs
+(``--tinklet-core-option action-privilege=all-caps`` on a host that refuses privileged
+containers). Without ``--tinklet-runtime`` the suite is not collected.
+
+The ``tinklet_kit`` fixture is a :class:`~tinklet_core.testing.kit.PluginKit` for testing a
+transport, rewrite, wrapper or observer plugin: it runs a workflow through the plugins a test
+names on a real runtime (``--tinklet-kit-runtime``, default ``docker``, with ``--tinklet-image``
+and the ``--tinklet-core-option`` values) and returns what was reported. (Subclassing
 :class:`~tinklet_core.testing.runtime_suite.RuntimeBehaviourSuite` remains the way to adjust
 the suite to a runtime's limits.)
 
@@ -24,10 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tinklet_core.config import env_flag
+
+if TYPE_CHECKING:
+    from tinklet_core.testing.kit import PluginKit
 
 SUITE_MODULE = Path(__file__).with_name("behaviour.py")
 OPT_IN = "TINKLET_TEST_"
@@ -62,6 +74,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="A runtime option (repeatable).",
     )
     group.addoption(
+        "--tinklet-core-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="A tinklet option (action-privilege=all-caps…) for the suite and the kit; repeatable.",
+    )
+    group.addoption(
+        "--tinklet-kit-runtime",
+        default="docker",
+        metavar="NAME",
+        help="The runtime the tinklet_kit fixture uses.",
+    )
+    group.addoption(
         "--tinklet-plugin",
         action="append",
         default=[],
@@ -70,8 +95,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def core_options(config: pytest.Config) -> dict[str, str]:
+    """The ``--tinklet-core-option NAME=VALUE`` values, by option name."""
+    return dict(option.split("=", 1) for option in config.getoption("tinklet_core_option"))
+
+
+@pytest.fixture
+def tinklet_kit(request: pytest.FixtureRequest, tmp_path: Path) -> PluginKit:
+    """A :class:`~tinklet_core.testing.kit.PluginKit` on the ``--tinklet-kit-runtime`` runtime."""
+    from tinklet_core.testing.kit import PluginKit
+
+    config = request.config
+    return PluginKit(
+        tmp_path / "kit",
+        runtime=config.getoption("tinklet_kit_runtime"),
+        image=config.getoption("tinklet_image"),
+        core_options=core_options(config),
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """With ``--tinklet-runtime``, check the other options and add the suite to the collection."""
+    """Check the ``--tinklet-*`` options; with ``--tinklet-runtime``, add the suite."""
+    for option in config.getoption("tinklet_core_option"):
+        if "=" not in option:
+            raise pytest.UsageError(
+                f"--tinklet-core-option expects NAME=VALUE, got {option.partition('=')[0]!r}"
+            )
     if not config.getoption("tinklet_runtime"):
         return
     if not config.getoption("tinklet_leftovers"):

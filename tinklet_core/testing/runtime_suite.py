@@ -142,6 +142,20 @@ class RuntimeBehaviourSuite:
         """Extra command-line flags for the worker process (override as needed)."""
         return []
 
+    def core_options(self) -> dict[str, str]:
+        """tinklet's own options for every run of the suite, by name (``{"action-privilege":
+        "all-caps"}`` on a host that refuses privileged containers): the worker processes get
+        them as flags, and the runtime opened in-process gets ``action-privilege``."""
+        return {}
+
+    @property
+    def privilege(self) -> Privilege:
+        """The privilege actions run with: ``action-privilege`` of :meth:`core_options`."""
+        return Privilege(self.core_options().get("action-privilege", Privilege.PRIVILEGED.value))
+
+    def _core_flags(self) -> list[str]:
+        return [arg for name, value in self.core_options().items() for arg in (f"--{name}", value)]
+
     def worker_env(self) -> dict[str, str]:
         """Extra environment for the worker process (override as needed)."""
         return {}
@@ -156,17 +170,18 @@ class RuntimeBehaviourSuite:
     def opened(
         self,
         pull_policy: PullPolicy = PullPolicy.MISSING,
-        privilege: Privilege = Privilege.PRIVILEGED,
+        privilege: Privilege | None = None,
         proxy: ProxySettings | None = None,
     ) -> Iterator[Runtime]:
         """The runtime, opened through the plugin manager as ``tinklet --runtime`` would, with
-        these settings; closed afterwards, when nothing it made may be left."""
+        these settings (``privilege``: :attr:`privilege` unless given); closed afterwards, when
+        nothing it made may be left."""
         loaded = load_plugins(extra=self.plugin_modules())
         spec = find_runtime(loaded, self.runtime_name)
         settings = RuntimeSettings(
             agent_id=AGENT,
             pull_policy=pull_policy,
-            privilege=privilege,
+            privilege=privilege or self.privilege,
             proxy=proxy or ProxySettings(),
             options=self.runtime_options(),
         )
@@ -182,7 +197,7 @@ class RuntimeBehaviourSuite:
 
     @pytest.fixture
     def runtime(self) -> Iterator[Runtime]:
-        """The runtime with default settings (privileged, pull when missing)."""
+        """The runtime with default settings (:attr:`privilege`, pull when missing)."""
         with self.opened() as opened:
             yield opened
 
@@ -308,7 +323,7 @@ class RuntimeBehaviourSuite:
 
     def test_privilege_is_the_configured_one(self) -> None:
         script = ["sh", "-c", "grep CapEff /proc/self/status"]
-        for privilege, admin in ((Privilege.PRIVILEGED, True), (Privilege.NONE, False)):
+        for privilege, admin in ((self.privilege, True), (Privilege.NONE, False)):
             with self.opened(privilege=privilege):
                 outcome, lines = self.execute(make_action(self.image, script))
             assert outcome.state is State.SUCCESS, outcome
@@ -496,6 +511,7 @@ class RuntimeBehaviourSuite:
             "--tink", address,
             "--identifier", AGENT,
             "--max-backoff", "0.5",
+            *self._core_flags(),
             *self.cli_options(),
             *extra,
         ]  # fmt: skip
@@ -616,7 +632,11 @@ class RuntimeBehaviourSuite:
         ]
         env: Mapping[str, str] = {**os.environ, **self.worker_env()}
         result = subprocess.run(
-            [*command, *self.cli_options()], env=env, capture_output=True, text=True, timeout=120
+            [*command, *self._core_flags(), *self.cli_options()],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 1, result.stderr
         lines = [

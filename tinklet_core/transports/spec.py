@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 class TransportSettings:
     """Everything a transport factory receives, read once from flags, env and config.
 
-    ``target`` is the server address (``--tink``), or the workflow file for the ``file``
+    ``target`` is the server address (``--tink``; empty when it was not given to a transport
+    that does not need one), or the workflow file for the ``file``
     transport. ``credentials`` is ``None`` for a plaintext connection. ``options`` holds only the
     values of this transport's own :attr:`TransportSpec.options`. ``agent_attributes`` are the
     hardware facts of :mod:`tinklet_core.agent_attributes` (proto field names) for a protocol
@@ -51,7 +52,10 @@ class TransportSpec:
 
     ``factory`` is called only when this transport is chosen, with :class:`TransportSettings`,
     and returns a :class:`~tinklet_core.transports.base.Transport`. Import heavy libraries (grpc,
-    a NATS client) inside the factory, not at module level.
+    a NATS client) inside the factory, not at module level. ``needs_server`` says whether the
+    transport needs a server address (``--tink``, then :attr:`TransportSettings.target`); one
+    that finds its work elsewhere (a queue directory named by its own option) sets it False and
+    ``--tink`` is not demanded.
     """
 
     name: str
@@ -59,3 +63,4 @@ class TransportSpec:
     summary: str = ""
     aliases: tuple[str, ...] = ()
     options: tuple[PluginOption, ...] = ()
+    needs_server: bool = True

@@ -16,7 +16,6 @@ import binascii
 import logging
 from contextlib import AbstractContextManager
 from typing import Any
-from unittest import mock
 
 import docker
 from docker.errors import APIError, DockerException
@@ -43,6 +42,29 @@ DEFAULT_URL = "unix:///var/run/docker.sock"
 UNREADABLE_CONFIG = (binascii.Error, ValueError, UnicodeDecodeError)
 
 log = logging.getLogger("tinklet.docker")
+
+
+class _EmptyDockerConfig(dict[str, Any]):
+    """A docker config with nothing in it that docker-py still takes as given: it reads the file
+    again when handed an empty (falsy) one."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class _ClientWithoutDockerConfig(docker.APIClient):  # type: ignore[misc]
+    """docker-py's client built as if ``~/.docker/config.json`` were empty: what it reads from
+    the file is set aside, so a broken file cannot stop it (tinklet passes its own logins to
+    every pull)."""
+
+    @property
+    def _general_configs(self) -> dict[str, Any]:
+        return _EmptyDockerConfig()
+
+    @_general_configs.setter
+    def _general_configs(self, _read_from_file: Any) -> None:
+        """docker-py's own reading of the file is dropped."""
+
 
 __all__ = ["DEFAULT_URL", "DockerEngine", "pull_error", "tinklet_containers"]
 
@@ -80,11 +102,7 @@ class DockerEngine:
         except UNREADABLE_CONFIG as exc:
             path = docker.utils.config.find_config_file() or "~/.docker/config.json"
             log.warning("ignoring docker config %s for docker-py's own reader: %s", path, one_line(exc))
-            with (
-                mock.patch("docker.api.client.config.load_general_config", return_value={}),
-                mock.patch("docker.api.client.auth.load_config", return_value=docker.auth.AuthConfig({})),
-            ):
-                client = docker.APIClient(base_url=self.url, **kwargs)
+            client = _ClientWithoutDockerConfig(base_url=self.url, **kwargs)
         self._clients.append(client)
         return client
 
