@@ -125,8 +125,9 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
         )
     spec = find_transport(loaded, settings.protocol)
     credentials = None
-    if settings.tls.enabled:
-        tls = load_tls(settings.tls, stop, settings.max_backoff)  # bad files: one line, exit 2
+    tls = settings.tls
+    if tls.enabled:
+        tls = load_tls(tls, stop, settings.max_backoff, address=settings.tink)  # bad files: exit 2
         problem = verification_failure(settings.tink, tls)  # gRPC says only CERTIFICATE_VERIFY_FAILED
         if problem:
             log.warning("tink server %s: its TLS certificate fails verification: %s", settings.tink, problem)
@@ -138,7 +139,7 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
             target=settings.tink,
             identifier=settings.identifier,
             credentials=credentials,
-            server_name=settings.tls.server_name,
+            server_name=tls.server_name,
             cancelled=stop,
             max_backoff=settings.max_backoff,
             options=settings.options_of(f"transport:{spec.name}"),
