@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -27,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from tinklet_core.model import State
-from tinklet_core.testing.tink_server import TinkServer
+from tinklet_core.testing.certs import make_test_pki
+from tinklet_core.testing.tink_server import ServerTls, TinkServer
 from tinklet_core.workflow import parse_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,3 +221,30 @@ def _suite() -> str:
         if line.startswith("VERSION_CODENAME="):
             return line.split("=", 1)[1].strip('"')
     return "bookworm"
+
+
+def test_insecure_tls_from_hook_bootkits_variables(image: str, tmp_path: Path, worker_dir: Path) -> None:
+    """tinkerbell_tls=true tinkerbell_insecure_tls=true on the cmdline and no CA anywhere: the
+    frozen executable's TLS connects, with one warning."""
+    pki = make_test_pki(tmp_path / "pki")
+    agent = f"tls-{uuid.uuid4().hex[:8]}"
+    tls = ServerTls.from_files(pki.server_cert, pki.server_key)
+    with TinkServer([parse_workflow(workflow(agent), agent_id=agent)], agent, tls=tls) as server:
+        env = hook_bootkit_env(server.address, agent, TINKERBELL_TLS="true", TINKERBELL_INSECURE_TLS="true")
+        run = ["--privileged", "--network", "host", *HOOK_BINDS, *env, image]
+        output = run_worker_container(server, f"tink-worker-{agent}", run, agent)
+        assert_failed_with_the_actions_words(server)
+    assert output.count("without verifying the Tink server") == 1, output
+    assert "(TLS)" in output
+
+
+def test_agent_attributes_in_the_container_are_the_hosts(image: str) -> None:
+    """Started as hook-bootkit starts it (privileged, host network, /dev bound), the worker
+    sees the host's CPU, memory, disks, NICs and PCI devices (without host network it would
+    not see the NICs)."""
+    host = subprocess.run([str(Path(sys.executable).parent / "tinklet"), "agent-attributes"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    hook = ("--privileged", "--network", "host", *HOOK_BINDS)
+    inside = docker("run", "--rm", *hook, image, "agent-attributes")
+    assert json.loads(inside.stdout) == json.loads(host)
+    assert json.loads(host), "this host has attributes to compare"
