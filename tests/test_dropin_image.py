@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugin_kit import install_plugin, write_module
 from tinklet_core.model import State
 from tinklet_core.testing.certs import make_test_pki
 from tinklet_core.testing.tink_server import ServerTls, TinkServer
@@ -248,3 +249,41 @@ def test_agent_attributes_in_the_container_are_the_hosts(image: str) -> None:
     inside = docker("run", "--rm", *hook, image, "agent-attributes")
     assert json.loads(inside.stdout) == json.loads(host)
     assert json.loads(host), "this host has attributes to compare"
+
+
+EXTRA_RUNTIME = '''
+from tinklet_core.hookspecs import hookimpl
+from tinklet_core.runtime import RuntimeSpec
+
+
+class EchoRuntime:
+    def close(self):
+        pass
+
+
+@hookimpl
+def tinklet_runtimes():
+    return [RuntimeSpec("echo-extra", lambda settings: EchoRuntime(), summary="a third-party runtime")]
+'''
+
+
+def test_a_third_party_plugin_is_added_to_the_executable(executable: Path, tmp_path: Path) -> None:
+    """A plugin installed into a directory on TINKLET_PLUGIN_PATH is found by its entry point,
+    and a bare module there can be named with TINKLET_PLUGINS (a frozen interpreter ignores
+    PYTHONPATH)."""
+    site = tmp_path / "plugins"
+    install_plugin(site, "tinklet-extra", "extra", "tinklet_extra", EXTRA_RUNTIME)
+    write_module(site, "tinklet_bare", EXTRA_RUNTIME.replace("echo-extra", "echo-bare"))
+    env = {**os.environ, "TINKLET_PLUGIN_PATH": str(site), "TINKLET_PLUGINS": "tinklet_bare"}
+    listed = subprocess.run([str(executable), "plugins", "list", "--json"], env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    report = json.loads(listed.stdout)
+    assert report["failures"] == []
+    runtimes = {runtime["name"] for runtime in report["runtimes"]}
+    assert {"echo-extra", "echo-bare", "docker", "podman", "kube"} <= runtimes
+    plugins = {plugin["distribution"]: plugin["version"] for plugin in report["plugins"]}
+    assert plugins["tinklet-extra"] == "1.0"
+    without = subprocess.run([str(executable), "plugins", "list", "--json"], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "PYTHONPATH": str(site)})  # fmt: skip
+    assert "echo-extra" not in without.stdout, "only TINKLET_PLUGIN_PATH adds to the executable's path"
