@@ -178,3 +178,10 @@ def test_insecure_tls_never_falls_back_to_plaintext(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=15)
         assert not reported, output
         assert not server.served, output
+
+
+def test_launcher_passwords_stay_out_of_processes_tinklet_starts() -> None:
+    from tinklet_core.config import child_environment
+
+    environ = {"REGISTRY_PASSWORD": "pw", "AGENT_REGISTRY_PASS": "pw", "DOCKER_REGISTRY": "r", "PATH": "/bin"}
+    assert child_environment(environ) == {"DOCKER_REGISTRY": "r", "PATH": "/bin"}

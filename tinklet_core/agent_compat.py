@@ -54,6 +54,8 @@ LEGACY_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "tls-insecure": ("TINKERBELL_INSECURE_TLS",),
 }
 _LEGACY_REGISTRY = ("DOCKER_REGISTRY", "REGISTRY_USERNAME", "REGISTRY_PASSWORD")
+#: The launchers' variables that hold a password: never handed to a process tinklet starts.
+SECRET_VARIABLES = ("REGISTRY_PASSWORD", AGENT_ENV_PREFIX + "REGISTRY_PASS")
 
 
 class AgentFlagError(ValueError):

@@ -20,7 +20,12 @@ from typing import Any
 
 import yaml
 
-from tinklet_core.agent_compat import fallback_value, fallback_variables, launcher_registry_login
+from tinklet_core.agent_compat import (
+    SECRET_VARIABLES,
+    fallback_value,
+    fallback_variables,
+    launcher_registry_login,
+)
 from tinklet_core.errors import ConfigError
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.options import PluginOption
@@ -288,10 +293,15 @@ def child_environment(
     environ: Mapping[str, str] | None = None, proxy: ProxySettings | None = None
 ) -> dict[str, str]:
     """The environment for a process tinklet starts (a private Podman service): tinklet's own
-    ``TINKLET_*`` settings are left out, since they may hold registry logins; ``proxy``'s
-    variables (both spellings) replace the inherited ones."""
+    ``TINKLET_*`` settings are left out, since they may hold registry logins, and so are the
+    launchers' password variables (``REGISTRY_PASSWORD``…); ``proxy``'s variables (both
+    spellings) replace the inherited ones."""
     environ = os.environ if environ is None else environ
-    kept = {key: value for key, value in environ.items() if not key.startswith(ENV_PREFIX)}
+    kept = {
+        key: value
+        for key, value in environ.items()
+        if not key.startswith(ENV_PREFIX) and key not in SECRET_VARIABLES
+    }
     return {**kept, **dict(proxy.environment())} if proxy is not None else kept
 
 
