@@ -68,10 +68,11 @@ def test_no_files_change_nothing(tmp_path: Path) -> None:
     assert with_action_failure(outcome, tmp_path) == outcome
 
 
-def test_the_directory_is_empty_writable_and_removed_with_its_contents() -> None:
+def test_the_directory_is_empty_private_and_removed_with_its_contents() -> None:
     with failure_directory() as directory:
         assert list(directory.iterdir()) == []
-        assert directory.stat().st_mode & 0o777 == 0o777, "an action running as another user writes too"
+        assert directory.stat().st_mode & 0o777 == 0o700, "no other user of the machine may write in it"
+        assert directory.parent.stat().st_mode & 0o777 == 0o700
         (directory / "nested").mkdir()
         (directory / "nested" / "file").write_text("x")
         (directory / "failure-message").write_text("m")

@@ -7,8 +7,16 @@ directory mounted at :data:`CONTAINER_DIR` (:func:`failure_directory`) and, when
 FAILED or TIMEOUT, put what it wrote on the Outcome (:func:`with_action_failure`).
 
 The files are the action's words, so they are read defensively: only regular files (never a
-symlink an action planted to make tinklet read a host file, never a FIFO), at most a few KiB,
-decoded leniently, folded to one line, control characters escaped.
+symlink an action planted to make tinklet read a host file; a FIFO or a device node is never
+even opened: it is looked at through an ``O_PATH`` descriptor and reopened only when regular),
+at most a few KiB, decoded leniently, folded to one line, control characters escaped.
+
+The directory is private: it lives in the state dir (``--state-dir``, 0700, tinklet's user, see
+:mod:`tinklet_core.state_dir`) and is itself 0700, made by ``mkdtemp`` (a new random name, so no
+one can make it first). It belongs to the action's user when the runtime knows it (``owner``),
+else to root: an action image whose ``USER`` is not root cannot write its failure files then.
+(Before, the directory was ``chmod 0777`` in ``/tmp`` so that such actions could: every user of
+the machine could then plant a reason, a symlink or a FIFO in it.)
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tinklet_core.model import Outcome, State
+from tinklet_core.state_dir import private_state_dir
 
 #: Where the directory appears inside the action's container.
 CONTAINER_DIR = "/tinkerbell"
@@ -46,11 +55,21 @@ def one_line_text(raw: bytes, limit: int) -> str:
 
 def read_regular_file(path: Path, limit: int) -> bytes | None:
     """Up to ``limit + 1`` bytes of ``path``, or ``None`` when it is missing, unreadable, a
-    symlink or anything but a regular file."""
+    symlink or anything but a regular file. Nothing but a regular file is ever opened for
+    reading (opening a device node can act on the device; a FIFO can block): ``path`` is
+    looked at through an ``O_PATH`` descriptor, and that very file is reopened when regular."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        handle = os.open(path, os.O_PATH | os.O_NOFOLLOW)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return None
+        descriptor = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return None
+    finally:
+        os.close(handle)
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             return None
@@ -80,13 +99,18 @@ def with_action_failure(outcome: Outcome, directory: Path) -> Outcome:
 
 
 @contextmanager
-def failure_directory() -> Iterator[Path]:
-    """A new, empty host directory for one action's :data:`CONTAINER_DIR`; removed with all
-    its contents when the block ends. Writable by any user, so an action running as a user
-    other than root can write its files too."""
-    directory = Path(tempfile.mkdtemp(prefix="tinklet-action-"))
+def failure_directory(state_dir: Path | None = None, owner: int | None = None) -> Iterator[Path]:
+    """A new, empty, private host directory for one action's :data:`CONTAINER_DIR`, in
+    ``state_dir`` (made private first, see :func:`~tinklet_core.state_dir.private_state_dir`;
+    ``None``: a private temporary directory of its own); removed with all its contents when
+    the block ends. Mode 0700, owned by ``owner`` (the action's uid) when given, else by
+    tinklet's user."""
+    parent = private_state_dir(state_dir) if state_dir is not None else None
+    scratch = Path(tempfile.mkdtemp(prefix="tinklet-state-")) if parent is None else None
+    directory = Path(tempfile.mkdtemp(prefix="tinklet-action-", dir=parent or scratch))
     try:
-        directory.chmod(0o777)
+        if owner is not None and owner != os.geteuid():
+            os.chown(directory, owner, -1)
         yield directory
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(scratch or directory, ignore_errors=True)

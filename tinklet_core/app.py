@@ -119,8 +119,9 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
             "missing --identifier ID (or TINKLET_IDENTIFIER, or 'identifier' in the config file)"
         )
     credentials = None
-    if settings.tls.enabled:
-        tls = load_tls(settings.tls, stop, settings.max_backoff)  # bad files: one line, exit 2
+    tls = settings.tls
+    if tls.enabled:
+        tls = load_tls(tls, stop, settings.max_backoff, address=settings.tink)  # bad files: exit 2
         # gRPC says only CERTIFICATE_VERIFY_FAILED
         problem = verification_failure(settings.tink, tls) if settings.tink else None
         if problem:
@@ -135,7 +136,7 @@ def server_transport(loaded: LoadedPlugins, settings: Settings, stop: threading.
             target=settings.tink or "",
             identifier=settings.identifier,
             credentials=credentials,
-            server_name=settings.tls.server_name,
+            server_name=tls.server_name,
             cancelled=stop,
             max_backoff=settings.max_backoff,
             options=settings.options_of(f"transport:{spec.name}"),

@@ -29,6 +29,7 @@ import typer
 
 from tinklet_core import agent_attributes
 from tinklet_core import app as application
+from tinklet_core.agent_compat import RUNTIME_PLUGIN_FLAGS, AgentFlagError, agent_command_line
 from tinklet_core.config import (
     CORE_OPTIONS,
     ENV_PREFIX,
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core prints handshake noise otherwise
     try:
+        args = agent_command_line(args)
         args = long_single_dash(args, _long_names(CORE_OPTIONS))
         args, blocked, extra = plugin_switches(args)
         loaded = load_plugins(
@@ -76,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         core, plugin_specs, warnings = option_specs(loaded)
         loaded.failures.extend(warnings)
         args = long_single_dash(args, _long_names([*core, *plugin_specs]))
-    except (TinkletError, UsageError) as exc:
+        refuse_unclaimed_runtime_flags(args)
+    except (TinkletError, UsageError, AgentFlagError) as exc:
         _fail(str(exc))
     try:
         build_app(loaded, core, plugin_specs)(args=args, prog_name="tinklet")
@@ -127,6 +130,21 @@ def long_single_dash(args: Sequence[str], names: dict[str, bool]) -> list[str]:
 
 
 _GO_BOOLS = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
+
+
+def refuse_unclaimed_runtime_flags(args: Sequence[str]) -> None:
+    """A tink agent runtime flag (``-containerd-socket``) that no installed runtime plugin
+    declared is a one-line :class:`UsageError` (a plugin that declares it has turned it into
+    ``--containerd-socket`` by now)."""
+    for arg in args:
+        if arg == "--":
+            return
+        name = arg.lstrip("-").partition("=")[0]
+        if arg.startswith("-") and not arg.startswith("--") and name in RUNTIME_PLUGIN_FLAGS:
+            raise UsageError(
+                f"-{name}: no installed runtime plugin has a --{name} option "
+                "(install the containerd runtime plugin, see 'tinklet plugins list')"
+            )
 
 
 def plugin_switches(args: Sequence[str]) -> tuple[list[str], list[str], list[str]]:

@@ -20,6 +20,12 @@ from typing import Any
 
 import yaml
 
+from tinklet_core.agent_compat import (
+    SECRET_VARIABLES,
+    fallback_value,
+    fallback_variables,
+    launcher_registry_login,
+)
 from tinklet_core.errors import ConfigError
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.options import PluginOption
@@ -27,6 +33,7 @@ from tinklet_core.proxy import ProxySettings
 from tinklet_core.redaction import described_value, option_error
 from tinklet_core.registry_auth import normalise_registry
 from tinklet_core.runtime import Privilege, PullPolicy, RuntimeSettings
+from tinklet_core.state_dir import state_dir_warnings
 from tinklet_core.tls import TlsSettings, ca_location
 
 ENV_PREFIX = "TINKLET_"
@@ -108,6 +115,20 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("tls-cert", "PEM client certificate for mTLS (with --tls-key).", scope="worker"),
     OptionSpec("tls-key", "PEM private key of --tls-cert.", scope="worker"),
     OptionSpec("tls-server-name", "Expect this name in the server's certificate.", scope="worker"),
+    OptionSpec(
+        "tls-insecure",
+        "TLS without verifying the server: trust whatever certificate it presents (warned at "
+        "start). Turns TLS on unless --no-tls/TINKERBELL_TLS=false says otherwise.",
+        kind=bool,
+        default=False,
+        scope="worker",
+    ),
+    OptionSpec(
+        "state-dir",
+        "Host directory for per-action files (the action's /tinkerbell); in a container it must "
+        "be a directory the engine's host shares at the same path (the image uses /worker). "
+        "Default: a private temporary directory.",
+    ),
     OptionSpec("config", "YAML config file; its keys are the option names."),
     OptionSpec("loglevel", "Log level.", default="info", choices=("debug", "info", "warning", "error")),
     OptionSpec(
@@ -243,6 +264,7 @@ class Settings:
     agent_attributes: bool = True
     action_output: str = "log"
     report_grace: float = 3.0
+    state_dir: Path | None = None
     plugin_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -260,6 +282,7 @@ class Settings:
             pull_policy=self.pull_policy,
             privilege=self.privilege,
             proxy=self.proxy,
+            state_dir=self.state_dir,
             options=self.options_of(owner),
         )
 
@@ -274,10 +297,15 @@ def child_environment(
     environ: Mapping[str, str] | None = None, proxy: ProxySettings | None = None
 ) -> dict[str, str]:
     """The environment for a process tinklet starts (a private Podman service): tinklet's own
-    ``TINKLET_*`` settings are left out, since they may hold registry logins; ``proxy``'s
-    variables (both spellings) replace the inherited ones."""
+    ``TINKLET_*`` settings are left out, since they may hold registry logins, and so are the
+    launchers' password variables (``REGISTRY_PASSWORD``…); ``proxy``'s variables (both
+    spellings) replace the inherited ones."""
     environ = os.environ if environ is None else environ
-    kept = {key: value for key, value in environ.items() if not key.startswith(ENV_PREFIX)}
+    kept = {
+        key: value
+        for key, value in environ.items()
+        if not key.startswith(ENV_PREFIX) and key not in SECRET_VARIABLES
+    }
     return {**kept, **dict(proxy.environment())} if proxy is not None else kept
 
 
@@ -304,13 +332,18 @@ def load_settings(
     )
     values = {spec.key: _resolve(spec, flags, environ, file_values) for spec in specs}
     warnings += registry_warnings(flags, values["registry_file"])
+    tls_on, tls_warnings = tls_switch(values, _given("tls", specs, flags, environ, file_values))
+    warnings += tls_warnings
+    state_dir = _path(values["state_dir"], environ)
+    warnings += state_dir_warnings(state_dir)
     return Settings(
         runtime=values["runtime"],
         tink=values["tink"],
         identifier=values["identifier"],
         protocol=values["protocol"],
         tls=TlsSettings(
-            enabled=values["tls"],
+            enabled=tls_on,
+            insecure=values["tls_insecure"] and tls_on,
             **ca_location(values["tls_ca"], lambda value: _path(value, environ)),
             cert_file=_path(values["tls_cert"]),
             key_file=_path(values["tls_key"]),
@@ -329,6 +362,7 @@ def load_settings(
         agent_attributes=values["agent_attributes"],
         action_output=values["action_output"],
         report_grace=_report_grace(values["report_grace"]),
+        state_dir=state_dir,
         plugin_options=_by_owner(extra, values),
         warnings=warnings,
     )
@@ -395,8 +429,8 @@ def _resolve(
         value, origin = _from_env(spec, environ[env]), env
     elif in_file is not None:
         value, origin = file_values[in_file], f"config key {in_file!r}"
-    elif fallback := next((n for n in (spec.env_fallback, *spec.more_fallbacks) if n and environ.get(n)), ""):
-        value, origin = environ[fallback], fallback
+    elif fallback := next((n for n in _fallbacks(spec) if n and environ.get(n, "").strip()), ""):
+        value, origin = fallback_value(fallback, environ[fallback].strip()), fallback
     else:
         return spec.default
     return _check(spec, value, origin)
@@ -498,7 +532,7 @@ def registry_logins(
     for origin, value in sources:
         for entry in value if isinstance(value, (list, tuple)) else [value]:
             logins.extend(_registry_entries(entry, origin))
-    return merge_logins(logins)
+    return merge_logins([*logins, *launcher_registry_login(environ)])
 
 
 def registry_warnings(flags: Mapping[str, Any], registry_file: str | None) -> tuple[str, ...]:
@@ -580,3 +614,48 @@ def _registry(entry: Any, origin: str = "--registry") -> RegistryCredentials:
 
 def _first(fields: Mapping[str, Any], *keys: str) -> Any:
     return next((fields[key] for key in keys if fields.get(key) is not None), None)
+
+
+# --- The launchers' variables (hook-bootkit, the tink agent): see tinklet_core.agent_compat ---
+
+
+def _fallbacks(spec: OptionSpec) -> tuple[str | None, ...]:
+    """The variables read after tinklet's own sources: the option's usual ones (``HTTP_PROXY``),
+    then the tink agent's ``AGENT_*`` and hook-bootkit's legacy names."""
+    return (spec.env_fallback, *spec.more_fallbacks, *fallback_variables(spec.name))
+
+
+def _given(
+    key: str,
+    specs: Sequence[OptionSpec],
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    file_values: Mapping[str, Any],
+) -> bool:
+    """True when option ``key`` was set by any source (not left at its default)."""
+    spec = next(spec for spec in specs if spec.key == key)
+    return (
+        flags.get(key) is not None
+        or any(name in environ for name in spec.env_names)
+        or key in file_values
+        or any(name and environ.get(name, "").strip() for name in _fallbacks(spec))
+    )
+
+
+def tls_switch(values: Mapping[str, Any], tls_given: bool) -> tuple[bool, tuple[str, ...]]:
+    """Whether TLS is on, and the start-up warnings about it. ``--tls-insecure`` turns TLS on
+    unless TLS was switched off explicitly (``TINKERBELL_TLS=false``): then it is ignored, as the
+    tink agent ignores it, but said so: never a silent plaintext."""
+    insecure = bool(values["tls_insecure"])
+    enabled = bool(values["tls"]) or (insecure and not tls_given)
+    if insecure and not enabled:
+        return False, (
+            "--tls-insecure (TINKERBELL_INSECURE_TLS) ignored: TLS is switched off "
+            "(--no-tls or TINKERBELL_TLS=false), the connection is plaintext",
+        )
+    if insecure:
+        return True, (
+            "TLS without verifying the Tink server (--tls-insecure / TINKERBELL_INSECURE_TLS): "
+            "tinklet trusts whatever certificate the server presents",
+        )
+    return enabled, ()

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from tinklet_core.model import Action, PullProgress, RegistryCredentials
@@ -70,6 +71,8 @@ class RuntimeSettings:
     privilege: Privilege = Privilege.PRIVILEGED
     proxy: ProxySettings = field(default_factory=ProxySettings)
     """The proxy for actions' environment (and pulls, where the runtime decides)."""
+    state_dir: Path | None = None
+    """Where per-action host directories go (``--state-dir``); ``None``: a private temp dir."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """The values of this runtime's own :attr:`RuntimeSpec.options` (keys with underscores),
     and nothing else."""

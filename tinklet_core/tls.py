@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from tinklet_core.errors import ActionInterrupted, ConfigError
 from tinklet_core.markers import hookimpl
@@ -52,6 +52,7 @@ class TlsSettings:
     """
 
     enabled: bool = False
+    insecure: bool = False
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -104,18 +105,23 @@ def load_tls(
     stop: threading.Event,
     max_backoff: float = 5.0,
     fetch: Callable[[str], bytes] | None = None,
+    address: str | None = None,
 ) -> TlsSettings:
     """``tls`` with its CA, certificate and key read and checked; one-line ConfigError if not.
 
     A CA URL is fetched (retried with backoff while unreachable, :class:`ActionInterrupted`
-    when ``stop`` is set meanwhile).
+    when ``stop`` is set meanwhile). With ``insecure``, the certificate the server at
+    ``address`` presents becomes the CA (:func:`pin_presented_certificate`).
     """
     if not tls.enabled:
         return tls
     if (tls.cert_file is None) != (tls.key_file is None):
         raise ConfigError("--tls-cert and --tls-key must be given together")
     ca_pem: bytes | None = None
-    if tls.ca_url is not None:
+    if tls.insecure and address:
+        ca_pem, name = pin_presented_certificate(address, tls.server_name, stop, max_backoff)
+        tls = dataclasses.replace(tls, server_name=name)
+    elif tls.ca_url is not None:
         ca_pem = fetch_ca(tls.ca_url, stop, max_backoff, fetch or fetch_url)
         _check_certificates(ca_pem, f"the CA fetched from --tls-ca {_url_shown(tls.ca_url)}")
     else:
@@ -273,7 +279,7 @@ def verification_failure(address: str, tls: TlsSettings, timeout: float = 5.0) -
     this after such a failure to name the real reason.
     """
     host, _sep, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or tls.insecure:
         return None
     context = ssl.create_default_context()
     if tls.ca_pem is not None:
@@ -289,3 +295,73 @@ def verification_failure(address: str, tls: TlsSettings, timeout: float = 5.0) -
         return str(exc.verify_message or exc.reason or "certificate verification failed")
     except (OSError, ValueError):
         return None
+
+
+# --- TLS without verification (--tls-insecure, TINKERBELL_INSECURE_TLS) ---
+
+
+def pin_presented_certificate(
+    address: str, server_name: str | None, stop: threading.Event, max_backoff: float
+) -> tuple[bytes, str | None]:
+    """The certificate the server at ``address`` presents (PEM), to trust as the only CA of
+    this connection, and the name gRPC must then expect: ``server_name`` when given, else the
+    address's host when the certificate names it, else the certificate's first name.
+
+    Python's gRPC cannot skip verification; trusting the presented certificate for this
+    connection is the same trust (none) with gRPC's own checks still running. Retried with
+    backoff while the server is unreachable; :class:`ActionInterrupted` when ``stop`` is set.
+    """
+    host, _sep, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("--tink: expected HOST:PORT for --tls-insecure")
+    host = host.strip("[]")
+    delay = _FIRST_RETRY
+    warned = False
+    while True:
+        try:
+            pem, names = presented_certificate(host, int(port))
+        except (OSError, ValueError) as exc:
+            if not warned:
+                log.warning("cannot reach the tink server %s for its certificate (%s); retrying",
+                            address, _reason_words(exc))  # fmt: skip
+                warned = True
+            if stop.wait(delay * random.uniform(0.5, 1.0)):
+                raise ActionInterrupted(f"stopped while reaching the tink server {address}") from None
+            delay = min(delay * 2, max(max_backoff, _FIRST_RETRY))
+            continue
+        if server_name:
+            return pem, server_name
+        return pem, (None if host in names or not names else names[0])
+
+
+def presented_certificate(host: str, port: int, timeout: float = CA_FETCH_TIMEOUT) -> tuple[bytes, list[str]]:
+    """The leaf certificate ``host:port`` presents, as PEM, unverified, and the names in it
+    (DNS and IP subject alternative names, then the common name)."""
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    unverified.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        unverified.wrap_socket(raw, server_hostname=host) as conn,
+    ):
+        der = conn.getpeercert(binary_form=True)
+    if not der:
+        raise ssl.SSLError("the server presented no certificate")
+    pem = ssl.DER_cert_to_PEM_cert(der).encode("ascii")
+    # A second handshake that trusts only this certificate decodes it (getpeercert() is empty
+    # without verification).
+    pinned = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    pinned.check_hostname = False
+    pinned.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    pinned.load_verify_locations(cadata=pem.decode("ascii"))
+    pinned.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        pinned.wrap_socket(raw, server_hostname=host) as conn,
+    ):
+        decoded: dict[str, Any] = dict(conn.getpeercert() or {})
+    names = [str(pair[1]) for pair in decoded.get("subjectAltName", ()) if pair[0] in ("DNS", "IP Address")]
+    for rdn in decoded.get("subject", ()):
+        names.extend(str(pair[1]) for pair in rdn if pair[0] == "commonName")
+    return pem, names

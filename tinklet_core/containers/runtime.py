@@ -211,7 +211,8 @@ class ContainerRuntime:
         if context.cancelled.is_set():  # nothing is created once tinklet is stopping
             raise ActionInterrupted(f"{context.action.label}: stopped before its container was created")
         local = self.engine_sees_host_files
-        with failure_directory() if local else contextlib.nullcontext() as failure_dir:
+        state_dir = context.settings.state_dir
+        with failure_directory(state_dir) if local else contextlib.nullcontext() as failure_dir:
             container, output = self.create_and_start(context, image, failure_dir)
             try:
                 outcome = self._watch(context, container, output)
