@@ -20,7 +20,9 @@ from tinklet_core.testing.registry import TestRegistry, registry_tools_missing
 
 def containerd_missing() -> str | None:
     """Why no private containerd can run here, or ``None``."""
-    missing = [tool for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2") if not shutil.which(tool)]
+    missing = [
+        tool for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2") if not shutil.which(tool)
+    ]
     return f"{', '.join(missing)} not installed (scripts/setup installs containerd)" if missing else None
 
 

@@ -162,14 +162,15 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def busybox_archive(path: Path, env: tuple[str, ...] = ("PATH=/bin",)) -> Path:
-    """Write the busybox test image as an OCI image layout tar at ``path``."""
+def busybox_archive(path: Path, **config_fields: object) -> Path:
+    """Write the busybox test image as an OCI image layout tar at ``path``; ``config_fields``
+    are added to its run configuration (``Entrypoint``, ``Cmd``…), beside ``Env: [PATH=/bin]``."""
     layer = busybox_layer()
     config = json.dumps(
         {
             "architecture": host_architecture(),
             "os": "linux",
-            "config": {"Env": list(env)},
+            "config": {"Env": ["PATH=/bin"], **config_fields},
             "rootfs": {"type": "layers", "diff_ids": [_sha256(layer)]},
         }
     ).encode()

@@ -27,9 +27,7 @@ class TestContainerdBehaviour(RuntimeBehaviourSuite):
         return options(self.daemon)
 
     def cli_options(self) -> list[str]:
-        return [
-            f"--{key.replace('_', '-')}={value}" for key, value in options(self.daemon).items()
-        ]
+        return [f"--{key.replace('_', '-')}={value}" for key, value in options(self.daemon).items()]
 
     def leftovers(self) -> list[str]:
         """Ids of the suite agent's containers still in the namespace."""

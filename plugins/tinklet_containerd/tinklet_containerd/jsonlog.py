@@ -83,15 +83,17 @@ class JsonLogWriter:
 
 def encode(stream: int, block: bytes) -> bytes:
     """JSON lines for ``block`` (complete lines, or one unfinished last line)."""
-    tail = b'","stream":"' + STREAM_NAMES[stream].encode() + b'","time":"' + _now() + b'"}\n'
-    head = b'{"log":"'
+    tail = b',"stream":"' + STREAM_NAMES[stream].encode() + b'","time":"' + _now() + b'"}\n'
     if _NEEDS_ESCAPING.search(block) is None:
-        newline = b"\\n" + tail + head
+        head, close = b'{"log":"', b'"' + tail
+        newline = b"\\n" + close + head
         if block.endswith(b"\n"):
-            return head + block[:-1].replace(b"\n", newline) + b"\\n" + tail
-        return head + block.replace(b"\n", newline) + tail
+            return head + block[:-1].replace(b"\n", newline) + b"\\n" + close
+        return head + block.replace(b"\n", newline) + close
     lines = block.splitlines(keepends=True)
-    return b"".join(head[:-1] + json.dumps(line.decode("utf-8", "replace")).encode() + tail for line in lines)
+    return b"".join(
+        b'{"log":' + json.dumps(line.decode("utf-8", "replace")).encode() + tail for line in lines
+    )
 
 
 def read_frames(path: Path) -> Iterator[tuple[int, bytes]]:
