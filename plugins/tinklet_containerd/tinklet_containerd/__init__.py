@@ -13,10 +13,9 @@ and nerdctl's json log and labels (:mod:`~tinklet_containerd.jsonlog`).
 
 from __future__ import annotations
 
+from tinklet_containerd.runtime import ContainerdRuntime
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.runtime import RuntimeOption, RuntimeSpec
-
-from tinklet_containerd.runtime import ContainerdRuntime
 
 __all__ = ["OPTIONS", "ContainerdRuntime", "tinklet_runtimes"]
 

@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from tinklet_core.containers.engine import ContainerGone, EngineFailure, EngineUnreachable
-from tinklet_core.runtime_helpers import one_line, without_secret
 
 from tinklet_containerd.api.services.containers.v1 import containers_pb2_grpc
 from tinklet_containerd.api.services.content.v1 import content_pb2_grpc
@@ -26,6 +24,8 @@ from tinklet_containerd.api.services.leases.v1 import leases_pb2, leases_pb2_grp
 from tinklet_containerd.api.services.snapshots.v1 import snapshots_pb2_grpc
 from tinklet_containerd.api.services.tasks.v1 import tasks_pb2_grpc
 from tinklet_containerd.api.services.version.v1 import version_pb2_grpc
+from tinklet_core.containers.engine import ContainerGone, EngineFailure, EngineUnreachable
+from tinklet_core.runtime_helpers import one_line, without_secret
 
 DEFAULT_SOCKET = "/run/containerd/containerd.sock"
 DEFAULT_NAMESPACE = "tinkerbell"

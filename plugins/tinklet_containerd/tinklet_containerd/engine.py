@@ -20,16 +20,6 @@ from pathlib import Path
 
 import grpc
 from google.protobuf import any_pb2, empty_pb2
-from tinklet_core.containers.engine import (
-    ACTION_LABEL,
-    AGENT_LABEL,
-    ContainerGone,
-    EngineFailure,
-    PullEvents,
-)
-from tinklet_core.containers.spec import ContainerSpec
-from tinklet_core.errors import RuntimeUnavailable
-from tinklet_core.model import RegistryCredentials
 
 from tinklet_containerd.api.services.containers.v1 import containers_pb2
 from tinklet_containerd.api.services.snapshots.v1 import snapshots_pb2
@@ -49,6 +39,16 @@ from tinklet_containerd.jsonlog import (
 )
 from tinklet_containerd.ocispec import create_missing_sources, oci_spec
 from tinklet_containerd.pull import Puller
+from tinklet_core.containers.engine import (
+    ACTION_LABEL,
+    AGENT_LABEL,
+    ContainerGone,
+    EngineFailure,
+    PullEvents,
+)
+from tinklet_core.containers.spec import ContainerSpec
+from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.model import RegistryCredentials
 
 RUNC_RUNTIME = "io.containerd.runc.v2"
 SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"

@@ -23,10 +23,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from tinklet_containerd.jsonlog import JsonLogWriter
 from tinklet_core.containers.engine import STDERR, STDOUT
 from tinklet_core.containers.frames import READ_SIZE, joined
-
-from tinklet_containerd.jsonlog import JsonLogWriter
 
 
 class FifoPair:

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinklet_core.containers.engine import EngineFailure
-
 from tinklet_containerd.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
+from tinklet_core.containers.engine import EngineFailure
 
 DEFAULT_CERTS_DIR = "/etc/containerd/certs.d"
 

@@ -24,7 +24,6 @@ from typing import Any
 
 import grpc
 from google.protobuf import field_mask_pb2
-from tinklet_core.containers.engine import EngineFailure
 
 from tinklet_containerd.api.services.content.v1 import content_pb2
 from tinklet_containerd.api.services.diff.v1 import diff_pb2
@@ -32,6 +31,7 @@ from tinklet_containerd.api.services.images.v1 import images_pb2
 from tinklet_containerd.api.services.snapshots.v1 import snapshots_pb2
 from tinklet_containerd.api.types import descriptor_pb2
 from tinklet_containerd.client import CALL_TIMEOUT, Containerd
+from tinklet_core.containers.engine import EngineFailure
 
 DEFAULT_SNAPSHOTTER = "overlayfs"
 #: Bytes per message of a content write.

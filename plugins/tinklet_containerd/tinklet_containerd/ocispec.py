@@ -25,11 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tinklet_containerd.images import ImageConfig
 from tinklet_core.containers.capabilities import CAPABILITY_NAMES, missing_capabilities
 from tinklet_core.containers.engine import EngineFailure
 from tinklet_core.containers.spec import ContainerSpec
-
-from tinklet_containerd.images import ImageConfig
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

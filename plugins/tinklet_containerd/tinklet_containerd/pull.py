@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from tinklet_core.containers.engine import EngineFailure, EngineUnreachable, PullEvents, PullFailure
-from tinklet_core.model import RegistryCredentials
-from tinklet_core.proxy import ProxySettings
-from tinklet_core.runtime_helpers import without_secret
-
 from tinklet_containerd.hosts import DEFAULT_CERTS_DIR, registry_hosts
 from tinklet_containerd.images import INDEX_TYPES, Blob, ImageStore, digest_of, manifest_labels, pick_manifest
 from tinklet_containerd.reference import Reference, normalise
 from tinklet_containerd.registry import RegistryClient, RegistryFailure
+from tinklet_core.containers.engine import EngineFailure, EngineUnreachable, PullEvents, PullFailure
+from tinklet_core.model import RegistryCredentials
+from tinklet_core.proxy import ProxySettings
+from tinklet_core.runtime_helpers import without_secret
 
 
 def _progress(blob: Blob, chunks: Iterator[bytes], on_event: PullEvents | None) -> Iterator[bytes]:

@@ -20,11 +20,10 @@ from collections.abc import Iterator
 from http.client import HTTPResponse
 from typing import Any
 
+from tinklet_containerd.hosts import RegistryHost
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.proxy import ProxySettings
 from tinklet_core.runtime_helpers import one_line
-
-from tinklet_containerd.hosts import RegistryHost
 
 MANIFEST_ACCEPT = ", ".join(
     (

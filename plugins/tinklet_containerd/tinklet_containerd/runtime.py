@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from tinklet_containerd.reference import normalise
 from tinklet_core.containers.runtime import ContainerRuntime
 from tinklet_core.model import Outcome, State
 from tinklet_core.runtime import RuntimeSettings
-
-from tinklet_containerd.reference import normalise
 
 if TYPE_CHECKING:
     from tinklet_containerd.engine import ContainerdEngine
