@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import options
 from containerd_support import PrivateContainerd, busybox_archive
+from tinklet_containerd.images import import_oci_archive
+from tinklet_containerd.runtime import ContainerdRuntime
+
 from tinklet_core.model import Action, Outcome, PullPhase, PullProgress, RegistryCredentials, State
 from tinklet_core.runtime import ActionContext, PullPolicy, RuntimeSettings
 from tinklet_core.testing.registry import TestRegistry
-
-from tinklet_containerd.images import import_oci_archive
-from tinklet_containerd.runtime import ContainerdRuntime
 
 DOCKER_IMAGE = "tinklet/busybox:latest"  # in the shared dockerd (scripts/setup): what is pushed
 
@@ -94,7 +94,7 @@ def test_a_private_image_is_pulled_with_the_registrys_login(
     assert (outcome.state, lines) == (State.SUCCESS, ["ran"]), outcome.reason
     assert asked == [image]
     assert image in containerd.ctr("images", "ls", "-q").stdout.split()
-    assert [p.phase for p in progress][0] is PullPhase.STARTED and progress[-1].phase is PullPhase.FINISHED
+    assert progress[0].phase is PullPhase.STARTED and progress[-1].phase is PullPhase.FINISHED
     assert containerd.ctr("leases", "ls", "-q").stdout.split() == [], "the pull's lease is gone"
     again, _, _, _ = run(containerd, agent_id, image, login_of(registry))
     assert again.state is State.SUCCESS
