@@ -15,6 +15,7 @@ What is read is also appended to the nerdctl-compatible json log
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import shutil
@@ -26,6 +27,9 @@ from pathlib import Path
 from tinklet_containerd.jsonlog import JsonLogWriter
 from tinklet_core.containers.engine import STDERR, STDOUT
 from tinklet_core.containers.frames import READ_SIZE, joined
+
+#: Bytes each FIFO buffers (the kernel's default is 64 KiB; 1 MiB is the default upper limit).
+PIPE_BUFFER = 1024 * 1024
 
 
 class FifoPair:
@@ -39,6 +43,8 @@ class FifoPair:
             for stream, path in self.paths.items():
                 os.mkfifo(path, 0o600)
                 self.fds[stream] = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                with contextlib.suppress(OSError):  # a larger buffer: fewer wake-ups for a chatty action
+                    fcntl.fcntl(self.fds[stream], fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
         except OSError:
             self.remove()
             raise
