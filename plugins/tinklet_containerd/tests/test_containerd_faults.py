@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 from conftest import containerd_missing, options
 from containerd_support import TEST_IMAGE, PrivateContainerd, busybox_archive
-from tinklet_core.model import Action, Outcome, State
-from tinklet_core.runtime import ActionContext, RuntimeSettings
-
 from tinklet_containerd.client import Containerd
 from tinklet_containerd.images import ImageStore, import_oci_archive
 from tinklet_containerd.runtime import ContainerdRuntime
+
+from tinklet_core.model import Action, Outcome, State
+from tinklet_core.runtime import ActionContext, RuntimeSettings
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ through the container's ``nerdctl/state-dir`` label and the ``log-config.json`` 
 
 Writing is on the path of every byte an action prints, so a block of complete lines that needs
 no JSON escaping (the common case: printable ASCII without quotes or backslashes, found with one
-``bytes.translate``) is encoded with one ``bytes.replace`` for the whole block; other lines are encoded one by one. All lines
-of one block share one time stamp.
+``bytes.translate``) is encoded with one ``bytes.replace`` for the whole block; other lines are
+encoded one by one. All lines of one block share one time stamp.
 """
 
 from __future__ import annotations
