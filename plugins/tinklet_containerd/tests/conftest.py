@@ -52,11 +52,16 @@ def agent_id() -> str:
 
 
 def options(daemon: PrivateContainerd, **more: object) -> dict[str, object]:
-    """The runtime options that point tinklet at ``daemon``."""
+    """The runtime options that point tinklet at ``daemon``, with its own certs.d and CNI
+    configuration directories. Actions that do not ask for the host's network get loopback only
+    (``containerd_network=none``): a CNI network would change the host's network, which only
+    ``test_containerd_network`` does, in a network namespace of its own."""
     return {
         "containerd_socket": daemon.socket,
         "containerd_data_root": str(daemon.root / "nerdctl"),
         "containerd_certs_dir": str(daemon.root / "certs.d"),
+        "containerd_cni_conf_dir": str(daemon.root / "cni.d"),
+        "containerd_network": "none",
         **more,
     }
 

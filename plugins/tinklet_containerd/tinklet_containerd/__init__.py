@@ -43,6 +43,22 @@ OPTIONS = (
         default="/var/lib/nerdctl",
     ),
     RuntimeOption(
+        "containerd-network",
+        "what an action without the host's network gets: cni (a network of its own from the CNI "
+        "plugins, as the tink agent does) or none (loopback only)",
+        default="cni",
+    ),
+    RuntimeOption(
+        "containerd-cni-path",
+        "directories holding the CNI plugins, colon-separated",
+        default="/opt/cni/bin:/usr/lib/cni",
+    ),
+    RuntimeOption(
+        "containerd-cni-conf-dir",
+        "CNI network configurations (the first is used; without any, a bridge named tinklet0)",
+        default="/etc/cni/net.d",
+    ),
+    RuntimeOption(
         "containerd-keep-failed",
         "keep a failed action's container (for nerdctl logs / nerdctl rm) instead of removing it",
         kind=bool,

@@ -26,6 +26,8 @@ from tinklet_containerd.api.services.snapshots.v1 import snapshots_pb2
 from tinklet_containerd.api.services.tasks.v1 import tasks_pb2
 from tinklet_containerd.api.types.task import task_pb2
 from tinklet_containerd.client import CALL_TIMEOUT, Containerd
+from tinklet_containerd.cni import Cni, CniFailure, addresses
+from tinklet_containerd.dnsfiles import add_addresses, write_dns_files
 from tinklet_containerd.fifo_output import FifoOutput, FifoPair
 from tinklet_containerd.images import DEFAULT_SNAPSHOTTER, ImageStore
 from tinklet_containerd.jsonlog import (
@@ -37,7 +39,7 @@ from tinklet_containerd.jsonlog import (
     log_file,
     write_log_config,
 )
-from tinklet_containerd.ocispec import create_missing_sources, oci_spec
+from tinklet_containerd.ocispec import create_missing_sources, hostname, oci_spec
 from tinklet_containerd.pull import Puller
 from tinklet_core.containers.engine import (
     ACTION_LABEL,
@@ -78,8 +80,15 @@ class ContainerdEngine:
         snapshotter: str = DEFAULT_SNAPSHOTTER,
         data_root: str = DEFAULT_DATA_ROOT,
         puller: Puller | None = None,
+        cni: Cni | None = None,
+        networking: bool = True,
     ) -> None:
         self.client = Containerd(address, namespace)
+        self.cni = cni or Cni()
+        #: False: an action without the host's network gets loopback only, no CNI network.
+        self.networking = networking
+        #: Containers to connect to the CNI network once their task exists: their host names.
+        self._networked: dict[str, str] = {}
         self.store = ImageStore(self.client, snapshotter)
         self.puller = puller or Puller(self.store)
         self.data_store = data_store(data_root, self.client.socket)
@@ -121,9 +130,25 @@ class ContainerdEngine:
         """Create the container record and its snapshot (unpacking the image if it was not);
         the id is ``spec.name``."""
         manifest, config = self.store.config(spec.image)
+        host_network = spec.network_mode == "host"
+        networked = not host_network and self.networking
+        if networked and (missing := self.cni.missing()):
+            raise EngineFailure(
+                f"container create failed: the action needs a network of its own, but {missing}"
+            )
         create_missing_sources(spec)
-        document = oci_spec(spec, config, self.namespace)
         state_dir = self._state_dir(spec.name)
+        try:
+            files = write_dns_files(state_dir / "etc", hostname(spec), host_network)
+            document = oci_spec(spec, config, self.namespace, files)
+        except OSError as exc:
+            shutil.rmtree(state_dir, ignore_errors=True)
+            raise EngineFailure(
+                f"container create failed: cannot write its /etc files: {exc.strerror}"
+            ) from None
+        except EngineFailure:
+            shutil.rmtree(state_dir, ignore_errors=True)
+            raise
         labels = {
             **dict(spec.labels),
             "nerdctl/namespace": self.namespace,
@@ -161,7 +186,10 @@ class ContainerdEngine:
                     )
             except EngineFailure:
                 self.store.remove_snapshot(spec.name)
+                shutil.rmtree(state_dir, ignore_errors=True)
                 raise
+        if networked:
+            self._networked[spec.name] = document["hostname"]
         try:
             write_log_config(state_dir, self.client.socket)
         except OSError as exc:
@@ -182,7 +210,7 @@ class ContainerdEngine:
                 metadata=self.client.metadata(),
                 timeout=CALL_TIMEOUT,
             ).mounts
-            self.client.tasks.Create(
+            created = self.client.tasks.Create(
                 tasks_pb2.CreateTaskRequest(
                     container_id=container,
                     rootfs=mounts,
@@ -192,12 +220,25 @@ class ContainerdEngine:
                 metadata=self.client.metadata(),
                 timeout=CALL_TIMEOUT,
             )
+        if container in self._networked:
+            self._connect(container, int(created.pid))
         try:
             json_log = JsonLogWriter(log_file(self._state_dir(container), container))
         except OSError as exc:
             log.warning("could not open the json log of %s: %s", container, exc)
             json_log = None
         return FifoOutput(fifos, json_log)
+
+    def _connect(self, container: str, pid: int) -> None:
+        """Give the created task's network namespace its CNI network and name its address."""
+        state_dir = self._state_dir(container)
+        try:
+            result = self.cni.add(container, pid, state_dir)
+            add_addresses(state_dir / "etc", self._networked[container], addresses(result))
+        except CniFailure as exc:
+            raise EngineFailure(f"container network setup failed: {exc}") from None
+        except OSError as exc:
+            raise EngineFailure(f"container network setup failed: {exc}") from None
 
     def start(self, container: str) -> None:
         """Start the task's process."""
@@ -278,6 +319,11 @@ class ContainerdEngine:
                 timeout=CALL_TIMEOUT,
             )
         self.store.remove_snapshot(container)
+        try:
+            self.cni.delete(container, self._state_dir(container))
+        except CniFailure as exc:
+            log.warning("could not remove the network of container %s: %s", container, exc)
+        self._networked.pop(container, None)
         fifos = self._fifos.pop(container, None)
         if fifos is not None:
             fifos.remove()

@@ -10,8 +10,10 @@ capabilities, no devices) and then applies the action, with Docker's semantics:
 - the environment is the image's, then the action's (the action wins per variable);
 - volumes are recursive bind mounts (``rbind``, ``ro``/``rw``); a missing host directory is
   created (:func:`create_missing_sources`), as Docker and the tink agent do;
-- ``host`` pid/network namespaces join the host's; with the host's network the host's
-  ``/etc/resolv.conf`` and ``/etc/hosts`` are mounted read-only and the host name is the host's;
+- ``host`` pid/network namespaces join the host's (with the host's network, the host name is
+  the host's); otherwise the container has namespaces of its own (its network comes from
+  :mod:`tinklet_containerd.cni`); ``/etc/resolv.conf``, ``/etc/hosts`` and ``/etc/hostname``
+  are the files :mod:`tinklet_containerd.dnsfiles` writes;
 - ``privileged``: every capability the host's bounding set allows, every host device and
   access to all devices, nothing masked; ``cap_add``/``cap_drop`` as Docker reads them.
 """
@@ -151,24 +153,28 @@ def create_missing_sources(spec: ContainerSpec) -> None:
                 ) from None
 
 
-def dns_mounts(host_network: bool) -> list[dict[str, Any]]:
-    """With the host's network, its resolver configuration and hosts file, read-only."""
-    if not host_network:
-        return []
+def file_mounts(files: dict[str, str]) -> list[dict[str, Any]]:
+    """Bind mounts of single host files (``{container path: host path}``), writable."""
     return [
-        {"destination": target, "type": "bind", "source": target, "options": ["rbind", "ro"]}
-        for target in ("/etc/resolv.conf", "/etc/hosts")
-        if os.path.exists(target)
+        {"destination": target, "type": "bind", "source": source, "options": ["rbind", "rw"]}
+        for target, source in files.items()
     ]
+
+
+def hostname(spec: ContainerSpec) -> str:
+    """The host's name with its network, else the container's name (at most 63 characters)."""
+    return socket.gethostname() if spec.network_mode == "host" else spec.name[:63]
 
 
 def oci_spec(
     spec: ContainerSpec,
     image: ImageConfig,
     namespace: str,
+    files: dict[str, str] | None = None,
     missing: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """The OCI runtime spec of ``spec``'s container in containerd namespace ``namespace``."""
+    """The OCI runtime spec of ``spec``'s container in containerd namespace ``namespace``;
+    ``files`` are single files to mount (``{container path: host path}``: resolv.conf…)."""
     caps = capabilities(spec, missing)
     host_network = spec.network_mode == "host"
     namespaces = [{"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
@@ -204,7 +210,7 @@ def oci_spec(
             "noNewPrivileges": False,  # Docker's default: a setuid tool in the image works
         },
         "root": {"path": "rootfs"},
-        "hostname": socket.gethostname() if host_network else spec.name[:63],
-        "mounts": [*_standard_mounts(spec.privileged), *dns_mounts(host_network), *volume_mounts(spec)],
+        "hostname": hostname(spec),
+        "mounts": [*_standard_mounts(spec.privileged), *file_mounts(files or {}), *volume_mounts(spec)],
         "linux": linux,
     }

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from tinklet_containerd.reference import normalise
 from tinklet_core.containers.runtime import ContainerRuntime
+from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.model import Outcome, State
 from tinklet_core.runtime import RuntimeSettings
 
@@ -24,13 +25,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tinklet.containerd")
 
+#: What an action that does not ask for the host's network gets: a CNI network, or loopback only.
+NETWORK_MODES = ("cni", "none")
+
 
 class ContainerdRuntime(ContainerRuntime):
     """Runs actions as containerd containers; opened by the core with the resolved settings.
 
     Options (``settings.options``): ``containerd_socket``, ``containerd_namespace``,
     ``containerd_snapshotter``, ``containerd_certs_dir``, ``containerd_data_root`` (nerdctl's
-    data root, where the json logs go), ``containerd_keep_failed``. Opening it fails with
+    data root, where the json logs go), ``containerd_keep_failed``, ``containerd_network``
+    (:data:`NETWORK_MODES`), ``containerd_cni_path``, ``containerd_cni_conf_dir``. Opening it fails with
     :class:`~tinklet_core.errors.RuntimeUnavailable` when containerd does not answer and, when
     ``settings.agent_id`` is set, removes the containers an earlier run of that agent left.
     """
@@ -39,6 +44,7 @@ class ContainerdRuntime(ContainerRuntime):
 
     def __init__(self, settings: RuntimeSettings) -> None:
         from tinklet_containerd.client import DEFAULT_NAMESPACE, DEFAULT_SOCKET
+        from tinklet_containerd.cni import DEFAULT_BIN_DIRS, DEFAULT_CONF_DIR, Cni, split_path
         from tinklet_containerd.engine import ContainerdEngine
         from tinklet_containerd.hosts import DEFAULT_CERTS_DIR
         from tinklet_containerd.images import DEFAULT_SNAPSHOTTER
@@ -46,11 +52,20 @@ class ContainerdRuntime(ContainerRuntime):
         from tinklet_containerd.pull import Puller
 
         options = settings.options
+        network = str(options.get("containerd_network") or "cni")
+        if network not in NETWORK_MODES:
+            raise RuntimeUnavailable(f"--containerd-network must be one of {', '.join(NETWORK_MODES)}")
+        cni = Cni(
+            split_path(options.get("containerd_cni_path") or DEFAULT_BIN_DIRS),
+            str(options.get("containerd_cni_conf_dir") or DEFAULT_CONF_DIR),
+        )
         engine = ContainerdEngine(
             str(options.get("containerd_socket") or DEFAULT_SOCKET),
             str(options.get("containerd_namespace") or DEFAULT_NAMESPACE),
             str(options.get("containerd_snapshotter") or DEFAULT_SNAPSHOTTER),
             str(options.get("containerd_data_root") or DEFAULT_DATA_ROOT),
+            cni=cni,
+            networking=network == "cni",
         )
         engine.puller = Puller(
             engine.store, str(options.get("containerd_certs_dir") or DEFAULT_CERTS_DIR), settings.proxy
