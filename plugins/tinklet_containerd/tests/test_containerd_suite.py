@@ -3,6 +3,9 @@ private containerd (worker processes get its socket through the command line).""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -33,3 +36,24 @@ class TestContainerdBehaviour(RuntimeBehaviourSuite):
         """Ids of the suite agent's containers still in the namespace."""
         listed = self.daemon.ctr("containers", "ls", "-q", f'labels."tinklet.agent"=={AGENT}')
         return listed.stdout.split()
+
+
+LEFTOVERS = "tinklet_containerd.testing:leftovers"
+
+
+def test_pytest_tinklet_runtime_containerd_passes_the_suite(containerd: PrivateContainerd) -> None:
+    """``pytest --tinklet-runtime containerd`` (tinklet's pytest plugin, no test class) passes."""
+    settings = options(containerd)
+    flags = [
+        arg
+        for key, value in settings.items()
+        for arg in ("--tinklet-option", f"{key.replace('_', '-')}={value}")
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(containerd.root),
+         "--tinklet-runtime", "containerd", "--tinklet-leftovers", LEFTOVERS, *flags],
+        cwd=containerd.root, env={**os.environ, "TINKLET_CONTAINERD_SOCKET": containerd.socket},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout.splitlines()[-1] and "failed" not in done.stdout.splitlines()[-1]
