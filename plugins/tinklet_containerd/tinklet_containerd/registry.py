@@ -4,7 +4,8 @@ Each request goes to one :class:`~tinklet_containerd.hosts.RegistryHost` (TLS as
 ``hosts.toml`` says; through tinklet's proxy unless ``--no-proxy`` names the host). A 401 is
 answered as the registry asks (``WWW-Authenticate``): ``Basic`` with the login, or ``Bearer``:
 a token from the realm (with the login, when there is one, else anonymously), then the request
-again with it; the token is kept for the repository's later requests.
+again with it; the token is kept for the repository's later requests. A redirect to another
+host (blob storage, a CDN) is followed without the registry's ``Authorization``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ def registry_errors(body: bytes) -> str:
         return one_line(body.decode("utf-8", "replace"))[:200]
 
 
+class SameHostAuthorization(urllib.request.HTTPRedirectHandler):
+    """Follows redirects (a registry sends blobs from its storage or a CDN), but never takes the
+    registry's ``Authorization`` along to another host: a login or token is for the registry."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        """The redirected request, without ``Authorization`` when it leaves the host."""
+        redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if (
+            redirected is not None
+            and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
+        ):
+            redirected.remove_header("Authorization")
+        return redirected
+
+
 class RegistryClient:
     """Requests to one host for one repository, authenticated as the registry asks."""
 
@@ -91,7 +109,9 @@ class RegistryClient:
         if not _no_proxy_matches(host.host, proxy.no_proxy):
             proxies = {scheme: url for scheme, url in (("http", proxy.http), ("https", proxy.https)) if url}
         self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler(proxies), urllib.request.HTTPSHandler(context=context)
+            urllib.request.ProxyHandler(proxies),
+            urllib.request.HTTPSHandler(context=context),
+            SameHostAuthorization(),
         )
 
     def _open(self, path: str, accept: str | None) -> HTTPResponse:
