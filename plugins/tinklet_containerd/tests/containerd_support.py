@@ -23,9 +23,12 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from tinklet_containerd.images import host_architecture
+from tinklet_containerd.client import Containerd
+from tinklet_containerd.images import ImageStore, host_architecture, import_oci_archive
 
 APPLETS = [
     "sh",
@@ -132,6 +135,23 @@ class PrivateContainerd:
         self.stop()
         subprocess.run(["umount", "-R", f"{self.root}/state"], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def containerd_with_test_image() -> Iterator[PrivateContainerd]:
+    """A started private containerd holding the test image (imported from an OCI archive through
+    the API) in namespace ``tinkerbell``; destroyed afterwards."""
+    daemon = PrivateContainerd()
+    try:
+        daemon.start()
+        client = Containerd(daemon.socket, "tinkerbell")
+        try:
+            import_oci_archive(ImageStore(client), busybox_archive(daemon.root / "busybox.tar"), TEST_IMAGE)
+        finally:
+            client.close()
+        yield daemon
+    finally:
+        daemon.destroy()
 
 
 def _tar_entry(tar: tarfile.TarFile, name: str, **fields: object) -> None:

@@ -11,9 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import containerd_missing, options
-from containerd_support import TEST_IMAGE, PrivateContainerd, busybox_archive
-from tinklet_containerd.client import Containerd
-from tinklet_containerd.images import ImageStore, import_oci_archive
+from containerd_support import PrivateContainerd, containerd_with_test_image
 from tinklet_containerd.runtime import ContainerdRuntime
 
 from tinklet_core.model import Action, Outcome, State
@@ -26,17 +24,8 @@ def restartable() -> Iterator[PrivateContainerd]:
     missing = containerd_missing()
     if missing:
         pytest.skip(missing)
-    daemon = PrivateContainerd()
-    try:
-        daemon.start()
-        client = Containerd(daemon.socket, "tinkerbell")
-        try:
-            import_oci_archive(ImageStore(client), busybox_archive(daemon.root / "busybox.tar"), TEST_IMAGE)
-        finally:
-            client.close()
+    with containerd_with_test_image() as daemon:
         yield daemon
-    finally:
-        daemon.destroy()
 
 
 def run_with_outage(

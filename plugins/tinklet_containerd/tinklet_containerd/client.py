@@ -10,9 +10,10 @@ take before they are referenced (pulled blobs, unpacked layers, a prepared snaps
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import grpc
 
@@ -36,8 +37,15 @@ CALL_TIMEOUT = 60.0
 #: A lease expires on its own after this long, should tinklet die before deleting it.
 LEASE_LIFETIME = timedelta(hours=1)
 
+T = TypeVar("T")
+
 #: containerd's answers that mean "not reachable", not "refused".
 UNREACHABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+
+def status_code(exc: grpc.RpcError) -> grpc.StatusCode | None:
+    """The gRPC status of a failed call (``None`` when the error carries none)."""
+    return exc.code() if isinstance(exc, grpc.Call) else None
 
 
 def socket_path(address: str) -> str:
@@ -114,7 +122,7 @@ class Containerd:
         try:
             yield
         except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
+            code = status_code(exc)
             details = one_line((exc.details() if isinstance(exc, grpc.Call) else None) or str(exc))
             if code in tolerate:
                 return
@@ -124,6 +132,18 @@ class Containerd:
                 ) from None
             failure = ContainerGone if gone and code is grpc.StatusCode.NOT_FOUND else EngineFailure
             raise failure(without_secret(f"{what}: {details}", secret)) from None
+
+    def found(self, what: str, call: Callable[[], T]) -> T | None:
+        """``call()``'s answer, ``None`` when containerd says NOT_FOUND; other errors as
+        :meth:`failing_as` words them."""
+        with self.failing_as(what):
+            try:
+                return call()
+            except grpc.RpcError as exc:
+                if status_code(exc) is grpc.StatusCode.NOT_FOUND:
+                    return None
+                raise
+        return None  # not reached: failing_as raises
 
     def close(self) -> None:
         """Close the channel."""

@@ -19,6 +19,7 @@ import secrets
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from tinklet_containerd.api.services.diff.v1 import diff_pb2
 from tinklet_containerd.api.services.images.v1 import images_pb2
 from tinklet_containerd.api.services.snapshots.v1 import snapshots_pb2
 from tinklet_containerd.api.types import descriptor_pb2
-from tinklet_containerd.client import CALL_TIMEOUT, Containerd
+from tinklet_containerd.client import CALL_TIMEOUT, Containerd, status_code
 from tinklet_core.containers.engine import EngineFailure
 
 DEFAULT_SNAPSHOTTER = "overlayfs"
@@ -153,18 +154,11 @@ class ImageStore:
 
     def has_blob(self, digest: str) -> bool:
         """True when the content store holds ``digest``."""
-        with self.client.failing_as("content info failed"):
-            try:
-                self.client.content.Info(
-                    content_pb2.InfoRequest(digest=digest),
-                    metadata=self.client.metadata(),
-                    timeout=CALL_TIMEOUT,
-                )
-            except grpc.RpcError as exc:
-                if isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.NOT_FOUND:
-                    return False
-                raise
-        return True
+        request = content_pb2.InfoRequest(digest=digest)
+        info = partial(
+            self.client.content.Info, request, metadata=self.client.metadata(), timeout=CALL_TIMEOUT
+        )
+        return self.client.found("content info failed", info) is not None
 
     def read_blob(self, digest: str) -> bytes:
         """The whole blob ``digest`` (for manifests and configs: small)."""
@@ -243,18 +237,12 @@ class ImageStore:
 
     def image_target(self, name: str) -> Blob | None:
         """What the image record ``name`` points at, ``None`` when there is none."""
-        with self.client.failing_as(f"image lookup failed for {name}"):
-            try:
-                found = self.client.images.Get(
-                    images_pb2.GetImageRequest(name=name),
-                    metadata=self.client.metadata(),
-                    timeout=CALL_TIMEOUT,
-                ).image
-            except grpc.RpcError as exc:
-                if isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.NOT_FOUND:
-                    return None
-                raise
-        return Blob(found.target.media_type, found.target.digest, found.target.size)
+        request = images_pb2.GetImageRequest(name=name)
+        get = partial(self.client.images.Get, request, metadata=self.client.metadata(), timeout=CALL_TIMEOUT)
+        found = self.client.found(f"image lookup failed for {name}", get)
+        if found is None:
+            return None
+        return Blob(found.image.target.media_type, found.image.target.digest, found.image.target.size)
 
     def create_image(self, name: str, target: Blob) -> None:
         """Name ``target`` as the image ``name`` (replacing what the name pointed at)."""
@@ -267,7 +255,7 @@ class ImageStore:
                     timeout=CALL_TIMEOUT,
                 )
             except grpc.RpcError as exc:
-                if not (isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.ALREADY_EXISTS):
+                if status_code(exc) is not grpc.StatusCode.ALREADY_EXISTS:
                     raise
                 self.client.images.Update(
                     images_pb2.UpdateImageRequest(image=image),
@@ -291,31 +279,15 @@ class ImageStore:
         document = json.loads(self.read_blob(manifest["config"]["digest"]))
         return manifest, ImageConfig.from_json(document)
 
-    def top_snapshot(self, name: str) -> str:
-        """The snapshot (chain id) holding image ``name``'s unpacked file system."""
-        manifest, _ = self.config(name)
-        document = json.loads(self.read_blob(manifest["config"]["digest"]))
-        chain = chain_ids(document["rootfs"]["diff_ids"])
-        if not chain:
-            raise EngineFailure(f"image {name} has no layers")
-        return chain[-1]
-
     # -- unpacking -----------------------------------------------------------------------
 
     def snapshot_exists(self, key: str) -> bool:
         """True when the snapshotter has ``key``."""
-        with self.client.failing_as("snapshot stat failed"):
-            try:
-                self.client.snapshots.Stat(
-                    snapshots_pb2.StatSnapshotRequest(snapshotter=self.snapshotter, key=key),
-                    metadata=self.client.metadata(),
-                    timeout=CALL_TIMEOUT,
-                )
-            except grpc.RpcError as exc:
-                if isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.NOT_FOUND:
-                    return False
-                raise
-        return True
+        request = snapshots_pb2.StatSnapshotRequest(snapshotter=self.snapshotter, key=key)
+        stat = partial(
+            self.client.snapshots.Stat, request, metadata=self.client.metadata(), timeout=CALL_TIMEOUT
+        )
+        return self.client.found("snapshot stat failed", stat) is not None
 
     def unpack(self, lease: str, manifest: dict[str, Any]) -> str:
         """Apply the manifest's layers, each onto the last, as committed snapshots named by
