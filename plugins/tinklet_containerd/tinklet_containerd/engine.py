@@ -25,7 +25,7 @@ from tinklet_containerd.api.services.containers.v1 import containers_pb2
 from tinklet_containerd.api.services.snapshots.v1 import snapshots_pb2
 from tinklet_containerd.api.services.tasks.v1 import tasks_pb2
 from tinklet_containerd.api.types.task import task_pb2
-from tinklet_containerd.client import CALL_TIMEOUT, Containerd
+from tinklet_containerd.client import CALL_TIMEOUT, Containerd, status_code
 from tinklet_containerd.cni import Cni, CniFailure, addresses
 from tinklet_containerd.dnsfiles import add_addresses, write_dns_files
 from tinklet_containerd.fifo_output import FifoOutput, FifoPair
@@ -289,13 +289,13 @@ class ContainerdEngine:
         """Delete the task, killing it first if it still runs; one that is gone is fine."""
         request = tasks_pb2.DeleteTaskRequest(container_id=container)
         metadata = self.client.metadata()
-        try:
-            with self.client.failing_as("task delete failed", tolerate=(grpc.StatusCode.NOT_FOUND,)):
+        with self.client.failing_as("task delete failed", tolerate=(grpc.StatusCode.NOT_FOUND,)):
+            try:
                 self.client.tasks.Delete(request, metadata=metadata, timeout=CALL_TIMEOUT)
-            return
-        except EngineFailure as exc:
-            if "running" not in str(exc) and "not stopped" not in str(exc):
-                raise
+                return
+            except grpc.RpcError as exc:
+                if status_code(exc) is not grpc.StatusCode.FAILED_PRECONDITION:  # not "still running"
+                    raise
         self.kill(container)
         deadline = time.monotonic() + KILL_WAIT_SECONDS
         while time.monotonic() < deadline:
