@@ -3,25 +3,16 @@ host's), with the busybox test image imported from an OCI archive through the AP
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from containerd_support import PrivateContainerd, containerd_with_test_image
+from containerd_support import PrivateContainerd, containerd_missing, containerd_with_test_image, options
 from tinklet_containerd.runtime import ContainerdRuntime
 
 from tinklet_core.runtime import RuntimeSettings
 from tinklet_core.testing.registry import TestRegistry, registry_tools_missing
-
-
-def containerd_missing() -> str | None:
-    """Why no private containerd can run here, or ``None``."""
-    missing = [
-        tool for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2") if not shutil.which(tool)
-    ]
-    return f"{', '.join(missing)} not installed (scripts/setup installs containerd)" if missing else None
 
 
 @pytest.fixture(scope="session")
@@ -38,21 +29,6 @@ def containerd() -> Iterator[PrivateContainerd]:
 def agent_id() -> str:
     """This session's agent id."""
     return f"test-containerd-{uuid.uuid4().hex[:10]}"
-
-
-def options(daemon: PrivateContainerd, **more: object) -> dict[str, object]:
-    """The runtime options that point tinklet at ``daemon``, with its own certs.d and CNI
-    configuration directories. Actions that do not ask for the host's network get loopback only
-    (``containerd_network=none``): a CNI network would change the host's network, which only
-    ``test_containerd_network`` does, in a network namespace of its own."""
-    return {
-        "containerd_socket": daemon.socket,
-        "containerd_data_root": str(daemon.root / "nerdctl"),
-        "containerd_certs_dir": str(daemon.root / "certs.d"),
-        "containerd_cni_conf_dir": str(daemon.root / "cni.d"),
-        "containerd_network": "none",
-        **more,
-    }
 
 
 @pytest.fixture

@@ -154,6 +154,29 @@ def containerd_with_test_image() -> Iterator[PrivateContainerd]:
         daemon.destroy()
 
 
+def containerd_missing() -> str | None:
+    """Why no private containerd can run here, or ``None``."""
+    missing = [
+        tool for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2") if not shutil.which(tool)
+    ]
+    return f"{', '.join(missing)} not installed (scripts/setup installs containerd)" if missing else None
+
+
+def options(daemon: PrivateContainerd, **more: object) -> dict[str, object]:
+    """The runtime options that point tinklet at ``daemon``, with its own certs.d and CNI
+    configuration directories. Actions that do not ask for the host's network get loopback only
+    (``containerd_network=none``): a CNI network would change the host's network, which only
+    ``test_containerd_network`` does, in a network namespace of its own."""
+    return {
+        "containerd_socket": daemon.socket,
+        "containerd_data_root": str(daemon.root / "nerdctl"),
+        "containerd_certs_dir": str(daemon.root / "certs.d"),
+        "containerd_cni_conf_dir": str(daemon.root / "cni.d"),
+        "containerd_network": "none",
+        **more,
+    }
+
+
 def _tar_entry(tar: tarfile.TarFile, name: str, **fields: object) -> None:
     info = tarfile.TarInfo(name)
     for key, value in fields.items():

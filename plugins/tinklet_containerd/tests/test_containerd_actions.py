@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import options
-from containerd_support import PrivateContainerd, busybox_archive
+from containerd_support import PrivateContainerd, busybox_archive, options
 from tinklet_containerd.images import import_oci_archive
 from tinklet_containerd.jsonlog import data_store
 from tinklet_containerd.runtime import ContainerdRuntime

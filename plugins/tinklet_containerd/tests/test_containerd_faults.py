@@ -10,8 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import containerd_missing, options
-from containerd_support import PrivateContainerd, containerd_with_test_image
+from containerd_support import PrivateContainerd, containerd_missing, containerd_with_test_image, options
 from tinklet_containerd.runtime import ContainerdRuntime
 
 from tinklet_core.model import Action, Outcome, State

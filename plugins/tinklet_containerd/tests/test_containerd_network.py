@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import options
-from containerd_support import PrivateContainerd
+from containerd_support import PrivateContainerd, options
 from test_containerd_actions import run
 from tinklet_containerd.runtime import ContainerdRuntime
 

@@ -9,8 +9,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import options
-from containerd_support import PrivateContainerd
+from containerd_support import PrivateContainerd, options
 
 from tinklet_core.testing.runtime_suite import AGENT, RuntimeBehaviourSuite
 

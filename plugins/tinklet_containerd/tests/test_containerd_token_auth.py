@@ -27,8 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import options
-from containerd_support import PrivateContainerd
+from containerd_support import PrivateContainerd, options
 from test_containerd_pull import DOCKER_IMAGE, hosts_toml, run
 
 from tinklet_core.model import RegistryCredentials, State

@@ -11,8 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from conftest import options
-from containerd_support import PrivateContainerd
+from containerd_support import PrivateContainerd, options
 from test_containerd_pull import DOCKER_IMAGE, hosts_toml
 
 from tinklet_core.model import State
