@@ -17,6 +17,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, empty_pb2
@@ -149,30 +150,49 @@ class ContainerdEngine:
         except EngineFailure:
             shutil.rmtree(state_dir, ignore_errors=True)
             raise
-        labels = {
-            **dict(spec.labels),
-            "nerdctl/namespace": self.namespace,
-            "nerdctl/name": spec.name,
-            "nerdctl/extraHosts": "[]",
-            "nerdctl/hostname": document["hostname"],
-            "nerdctl/log-uri": f"json-file://{log_file(state_dir, spec.name)}",
-            "nerdctl/state-dir": str(state_dir),
-        }
         container = containers_pb2.Container(
             id=spec.name,
-            labels=labels,
+            labels={**dict(spec.labels), **self._nerdctl_labels(spec.name, document["hostname"])},
             image=spec.image,
             runtime=containers_pb2.Container.Runtime(name=RUNC_RUNTIME),
             spec=any_pb2.Any(type_url=SPEC_TYPE_URL, value=json.dumps(document).encode()),
             snapshotter=self.store.snapshotter,
             snapshot_key=spec.name,
         )
+        try:
+            self._create_record(container, manifest)
+        except EngineFailure:
+            shutil.rmtree(state_dir, ignore_errors=True)
+            raise
+        if networked:
+            self._networked[spec.name] = document["hostname"]
+        try:
+            write_log_config(state_dir, self.client.socket)
+        except OSError as exc:
+            log.warning("could not write the nerdctl log config of %s: %s", spec.name, exc)
+        return spec.name
+
+    def _nerdctl_labels(self, container: str, hostname: str) -> dict[str, str]:
+        """The labels nerdctl reads (``ps``, ``logs``, ``inspect``, ``rm``)."""
+        state_dir = self._state_dir(container)
+        return {
+            "nerdctl/namespace": self.namespace,
+            "nerdctl/name": container,
+            "nerdctl/extraHosts": "[]",
+            "nerdctl/hostname": hostname,
+            "nerdctl/log-uri": f"json-file://{log_file(state_dir, container)}",
+            "nerdctl/state-dir": str(state_dir),
+        }
+
+    def _create_record(self, container: containers_pb2.Container, manifest: dict[str, Any]) -> None:
+        """Under one lease: unpack the image if needed, prepare the container's snapshot on
+        it, create the record (which then keeps the snapshot); the snapshot goes on failure."""
         with self.client.lease("create") as lease:
             top = self.store.unpack(lease, manifest)
             with self.client.failing_as("container create failed"):
                 self.client.snapshots.Prepare(
                     snapshots_pb2.PrepareSnapshotRequest(
-                        snapshotter=self.store.snapshotter, key=spec.name, parent=top
+                        snapshotter=self.store.snapshotter, key=container.id, parent=top
                     ),
                     metadata=self.client.metadata(lease),
                     timeout=CALL_TIMEOUT,
@@ -185,16 +205,8 @@ class ContainerdEngine:
                         timeout=CALL_TIMEOUT,
                     )
             except EngineFailure:
-                self.store.remove_snapshot(spec.name)
-                shutil.rmtree(state_dir, ignore_errors=True)
+                self.store.remove_snapshot(container.id)
                 raise
-        if networked:
-            self._networked[spec.name] = document["hostname"]
-        try:
-            write_log_config(state_dir, self.client.socket)
-        except OSError as exc:
-            log.warning("could not write the nerdctl log config of %s: %s", spec.name, exc)
-        return spec.name
 
     def attach(self, container: str) -> FifoOutput:
         """Make the task with FIFO stdio whose read ends are already open (nothing is missed);
