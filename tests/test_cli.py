@@ -40,7 +40,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -
 
 def test_unknown_runtime_names_the_installed_ones() -> None:
     result = tinklet("--runtime", "lxc", "--tink", "127.0.0.1:1", "--identifier", "x")
-    assert_one_line_error(result, "unknown runtime 'lxc'; installed runtimes: docker, kube, podman")
+    installed = "containerd, docker, kube, podman"
+    assert_one_line_error(result, f"unknown runtime 'lxc'; installed runtimes: {installed}")
 
 
 def test_missing_tink_and_identifier() -> None:

@@ -21,8 +21,8 @@ action starts.
 
 An engine plugin subclasses it, passing its engine, and overrides only its quirks:
 :meth:`ContainerRuntime.resolve_image`, :meth:`ContainerRuntime.pull_refused`,
-:meth:`ContainerRuntime.create_and_start`, :meth:`ContainerRuntime.revive_engine` and
-:meth:`ContainerRuntime.close`.
+:meth:`ContainerRuntime.create_and_start`, :meth:`ContainerRuntime.revive_engine`,
+:meth:`ContainerRuntime.keep_container` and :meth:`ContainerRuntime.close`.
 """
 
 from __future__ import annotations
@@ -128,6 +128,11 @@ class ContainerRuntime:
         """Called while waiting for an unreachable engine, before each ping: bring it back if
         this plugin can (nothing by default; Podman restarts the service it started)."""
 
+    def keep_container(self, outcome: Outcome) -> bool:
+        """True to leave the container of an action that ended with ``outcome`` (not removed
+        by default; an action stopped by shutdown is always removed)."""
+        return False
+
     def create_and_start(
         self, context: ActionContext, image: str, failure_dir: Path | None = None
     ) -> tuple[str, OutputStream]:
@@ -214,13 +219,17 @@ class ContainerRuntime:
         state_dir = context.settings.state_dir
         with failure_directory(state_dir) if local else contextlib.nullcontext() as failure_dir:
             container, output = self.create_and_start(context, image, failure_dir)
+            outcome: Outcome | None = None
             try:
                 outcome = self._watch(context, container, output)
             except EngineUnreachable as exc:  # the container ran: never start the action again
                 raise EngineFailure(str(exc)) from None
             finally:
                 output.close()
-                self._remove(context.log, container)
+                if outcome is not None and self.keep_container(outcome):
+                    context.log.info("kept container %s of the failed action", container)
+                else:
+                    self._remove(context.log, container)
             return with_action_failure(outcome, failure_dir) if failure_dir else outcome
 
     def _remove(self, log: logging.Logger, container: str) -> None:
