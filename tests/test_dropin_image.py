@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX = "tinklet/busybox:latest"
 WORKER_DIR = Path("/worker")  # HookOS binds it at the same path on both sides
 HOOK_BINDS = ("-v", "/worker:/worker", "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", "/dev:/dev")
-BUNDLED = ("tinklet", "tinklet-docker", "tinklet-podman", "tinklet-kube", "tinklet-prometheus")
+BUNDLED = (
+    "tinklet", "tinklet-docker", "tinklet-podman", "tinklet-kube", "tinklet-prometheus", "tinklet-containerd",
+)  # fmt: skip
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (dockerd, chroot, mmdebstrap)")
 
