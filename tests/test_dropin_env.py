@@ -136,7 +136,7 @@ def test_agent_flags_tinklet_cannot_take_are_one_line() -> None:
     assert_one_line_error(tinklet("-transport", "nats"), "-transport: tinklet speaks grpc and file")
     assert_one_line_error(
         # -p no:containerd: a host without the containerd runtime plugin
-        tinklet("-p", "no:containerd", "-runtime", "docker", "-containerd-socket", "/run/containerd/containerd.sock"),
+        tinklet("-p", "no:containerd", "-runtime", "docker", "-containerd-socket", "/run/c/containerd.sock"),
         "no installed runtime plugin has a --containerd-socket option",
     )
     result = tinklet("-grpc-tls=perhaps")
