@@ -14,9 +14,11 @@ import pytest
 
 from tests.plugin_kit import PROCESS, assert_one_line_error, tinklet
 from tinklet_core.agent_compat import agent_command_line
+from tinklet_core.cli import option_specs
 from tinklet_core.config import load_settings
 from tinklet_core.errors import ConfigError
 from tinklet_core.model import State
+from tinklet_core.plugins import load_plugins
 from tinklet_core.testing.certs import TestPki, make_test_pki
 from tinklet_core.testing.tink_server import ServerTls, TinkServer
 from tinklet_core.workflow import parse_workflow
@@ -189,3 +191,28 @@ def test_launcher_passwords_stay_out_of_processes_tinklet_starts() -> None:
 
     environ = {"REGISTRY_PASSWORD": "pw", "AGENT_REGISTRY_PASS": "pw", "DOCKER_REGISTRY": "r", "PATH": "/bin"}
     assert child_environment(environ) == {"DOCKER_REGISTRY": "r", "PATH": "/bin"}
+
+
+def test_agent_containerd_variables_reach_the_containerd_plugins_options() -> None:
+    """CaptainOS's unit may give the containerd flags as ``AGENT_CONTAINERD_*``: the installed
+    containerd plugin gets them as its ``--containerd-socket``/``--containerd-namespace``."""
+    loaded = load_plugins()
+    core, specs, _ = option_specs(loaded)
+    environ = {"AGENT_CONTAINERD_SOCKET": "/run/private/containerd.sock", "AGENT_CONTAINERD_NAMESPACE": "ns"}
+    options = load_settings({}, specs, environ=environ, core=core).options_of("runtime:containerd")
+    assert options["containerd_socket"] == "/run/private/containerd.sock"
+    assert options["containerd_namespace"] == "ns"
+
+
+def test_agent_containerd_variables_without_the_plugin_are_said_once() -> None:
+    """The flag form is an error without a plugin that declares it; the variable form (set by a
+    launcher whatever the runtime) is one warning, without its value."""
+    env = {"AGENT_CONTAINERD_SOCKET": "/run/hidden-path/containerd.sock"}
+    result = tinklet("-p", "no:containerd", "plugins", "list", env=env)
+    assert result.returncode == 0, result.stderr
+    said = "AGENT_CONTAINERD_SOCKET: no installed runtime plugin has a --containerd-socket option"
+    assert result.stderr.count(said) == 1, result.stderr
+    assert "hidden-path" not in result.stderr
+    with_plugin = tinklet("plugins", "list", env=env)
+    assert with_plugin.returncode == 0, with_plugin.stderr
+    assert said not in with_plugin.stderr

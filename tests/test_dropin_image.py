@@ -33,11 +33,16 @@ from tinklet_core.testing.certs import make_test_pki
 from tinklet_core.testing.tink_server import ServerTls, TinkServer
 from tinklet_core.workflow import parse_workflow
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins/tinklet_containerd/tests"))
+from containerd_support import PrivateContainerd, containerd_missing, containerd_with_test_image
+
 ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX = "tinklet/busybox:latest"
 WORKER_DIR = Path("/worker")  # HookOS binds it at the same path on both sides
 HOOK_BINDS = ("-v", "/worker:/worker", "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", "/dev:/dev")
-BUNDLED = ("tinklet", "tinklet-docker", "tinklet-podman", "tinklet-kube", "tinklet-prometheus")
+BUNDLED = (
+    "tinklet", "tinklet-docker", "tinklet-podman", "tinklet-kube", "tinklet-prometheus", "tinklet-containerd",
+)  # fmt: skip
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (dockerd, chroot, mmdebstrap)")
 
@@ -287,3 +292,47 @@ def test_a_third_party_plugin_is_added_to_the_executable(executable: Path, tmp_p
     without = subprocess.run([str(executable), "plugins", "list", "--json"], capture_output=True, text=True,
                              timeout=120, env={**os.environ, "PYTHONPATH": str(site)})  # fmt: skip
     assert "echo-extra" not in without.stdout, "only TINKLET_PLUGIN_PATH adds to the executable's path"
+
+
+@pytest.fixture(scope="module")
+def private_containerd() -> Iterator[PrivateContainerd]:
+    """The containerd plugin's private containerd (own root, state, socket), the busybox test
+    image imported into namespace ``tinkerbell``."""
+    missing = containerd_missing()
+    if missing:
+        pytest.skip(missing)
+    with containerd_with_test_image() as daemon:
+        yield daemon
+
+
+def test_the_executable_runs_captainos_unit_line_with_containerd(
+    executable: Path, image: str, private_containerd: PrivateContainerd
+) -> None:
+    """CaptainOS's unit line with ``-runtime containerd`` on the Python-less base, against a
+    private containerd. The worker is in a container here (CaptainOS runs it on the host): the
+    daemon's directory is bound at the same path on both sides, since containerd and its shim
+    open what the worker names there (the socket, the action's /tinkerbell directory, the stdio
+    FIFOs it makes under TMPDIR)."""
+    agent = f"captain-{uuid.uuid4().hex[:8]}"
+    shared = private_containerd.root
+    (shared / "tmp").mkdir(exist_ok=True)
+    base = f"tinklet/base-debian:{_suite()}"
+    spec = workflow(agent)
+    actions = spec["tasks"][0]["actions"]  # type: ignore[index]
+    actions.append({"name": "four", "image": BUSYBOX, "command": ["sh", "-c", "echo never"]})
+    with TinkServer([parse_workflow(spec, agent_id=agent)], agent) as server:
+        line = ["/tink-agent", "-runtime", "containerd", "-containerd-socket", private_containerd.socket,
+                "-transport", "grpc", "-grpc-server", server.address, "-grpc-tls=false",
+                "-grpc-insecure-tls=false", "-id", agent, "-registry-name", "registry.local",
+                "-registry-user", "admin", "-registry-pass", "s3cret"]  # fmt: skip
+        env = {"TMPDIR": f"{shared}/tmp", "TINKLET_STATE_DIR": f"{shared}/worker",
+               "TINKLET_CONTAINERD_DATA_ROOT": f"{shared}/nerdctl", "TINKLET_CONTAINERD_NETWORK": "none",
+               "TINKLET_CONTAINERD_CERTS_DIR": f"{shared}/certs.d"}  # fmt: skip
+        run = ["--network", "host", "-v", f"{executable}:/tink-agent:ro", "-v", f"{shared}:{shared}",
+               *(arg for key, value in env.items() for arg in ("-e", f"{key}={value}")),
+               "--entrypoint", line[0], base, *line[1:]]  # fmt: skip
+        output = run_worker_container(server, f"tink-agent-{agent}", run, agent)
+        assert_failed_with_the_actions_words(server)
+        assert server.states_of("t/four") == [], "served after a failure"
+    assert "s3cret" not in output
+    assert private_containerd.ctr("containers", "ls", "-q").stdout.split() == [], output

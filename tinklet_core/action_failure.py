@@ -98,6 +98,14 @@ def with_action_failure(outcome: Outcome, directory: Path) -> Outcome:
     return dataclasses.replace(outcome, action_reason=reason, action_message=message)
 
 
+def numeric_owner(user: str) -> int | None:
+    """The uid an image's ``USER`` (``"65534"``, ``"65534:100"``) runs as when it is numeric and
+    not root, else ``None``: the failure directory then stays root's (a named user would need
+    the image's ``/etc/passwd``, which tinklet does not read)."""
+    uid = user.partition(":")[0].strip()
+    return int(uid) if uid.isdigit() and int(uid) != 0 else None
+
+
 @contextmanager
 def failure_directory(state_dir: Path | None = None, owner: int | None = None) -> Iterator[Path]:
     """A new, empty, private host directory for one action's :data:`CONTAINER_DIR`, in

@@ -22,7 +22,7 @@ does not: a flag given on purpose wins.)
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from tinklet_core.model import RegistryCredentials
 
@@ -75,6 +75,18 @@ def fallback_variables(option: str) -> tuple[str, ...]:
     if option in ("runtime", "identifier", *RUNTIME_PLUGIN_FLAGS):
         agent_flags.append("id" if option == "identifier" else option)
     return (*(agent_variable(flag) for flag in agent_flags), *LEGACY_VARIABLES.get(option, ()))
+
+
+def unclaimed_runtime_variables(environ: Mapping[str, str], declared: Collection[str]) -> list[str]:
+    """One line for each ``AGENT_CONTAINERD_*`` variable set while no installed plugin declares
+    its option: the flag form is refused for the same reason, the variable is only warned about
+    (a launcher sets it whatever the runtime). The value is never named."""
+    return [
+        f"{agent_variable(flag)}: no installed runtime plugin has a --{flag} option, ignored "
+        "(install the containerd runtime plugin, see 'tinklet plugins list')"
+        for flag in RUNTIME_PLUGIN_FLAGS
+        if flag not in declared and environ.get(agent_variable(flag), "").strip()
+    ]
 
 
 def fallback_value(variable: str, value: str) -> str:

@@ -29,7 +29,12 @@ import typer
 
 from tinklet_core import agent_attributes
 from tinklet_core import app as application
-from tinklet_core.agent_compat import RUNTIME_PLUGIN_FLAGS, AgentFlagError, agent_command_line
+from tinklet_core.agent_compat import (
+    RUNTIME_PLUGIN_FLAGS,
+    AgentFlagError,
+    agent_command_line,
+    unclaimed_runtime_variables,
+)
 from tinklet_core.config import (
     CORE_OPTIONS,
     ENV_PREFIX,
@@ -77,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         core, plugin_specs, warnings = option_specs(loaded)
         loaded.failures.extend(warnings)
+        declared = {name for spec in plugin_specs for name in (spec.name, *spec.aliases)}
+        loaded.failures.extend(unclaimed_runtime_variables(os.environ, declared))
         args = long_single_dash(args, _long_names([*core, *plugin_specs]))
         refuse_unclaimed_runtime_flags(args)
     except (TinkletError, UsageError, AgentFlagError) as exc:

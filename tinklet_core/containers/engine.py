@@ -71,6 +71,10 @@ class ContainerEngine(Protocol):
         """True when the engine has ``image`` locally."""
         ...
 
+    def image_user(self, image: str) -> str:
+        """The ``USER`` of the local ``image``'s config (``""`` when unset: root)."""
+        ...
+
     def ping(self) -> None:
         """Return when the engine answers; :class:`EngineUnreachable` when it does not."""
 

@@ -32,7 +32,7 @@ import logging
 import secrets
 from pathlib import Path
 
-from tinklet_core.action_failure import failure_directory, with_action_failure
+from tinklet_core.action_failure import failure_directory, numeric_owner, with_action_failure
 from tinklet_core.containers.engine import (
     ContainerEngine,
     ContainerGone,
@@ -217,7 +217,8 @@ class ContainerRuntime:
             raise ActionInterrupted(f"{context.action.label}: stopped before its container was created")
         local = self.engine_sees_host_files
         state_dir = context.settings.state_dir
-        with failure_directory(state_dir) if local else contextlib.nullcontext() as failure_dir:
+        owner = numeric_owner(self.engine.image_user(image)) if local else None
+        with failure_directory(state_dir, owner) if local else contextlib.nullcontext() as failure_dir:
             container, output = self.create_and_start(context, image, failure_dir)
             outcome: Outcome | None = None
             try:

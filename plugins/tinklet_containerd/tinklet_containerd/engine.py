@@ -116,6 +116,10 @@ class ContainerdEngine:
         """True when the namespace has an image record ``image``."""
         return self.store.image_target(image) is not None
 
+    def image_user(self, image: str) -> str:
+        """The ``USER`` of ``image``'s config (``""``: root)."""
+        return self.store.config(image)[1].user
+
     def pull(
         self, image: str, credentials: RegistryCredentials | None, on_event: PullEvents | None = None
     ) -> None:

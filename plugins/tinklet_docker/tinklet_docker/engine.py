@@ -130,6 +130,12 @@ class DockerEngine:
                 return False
         return True
 
+    def image_user(self, image: str) -> str:
+        """The ``Config.User`` of ``image`` (``""``: root)."""
+        with self.failing_as(f"image inspect failed for {image}"):
+            config = self.api.inspect_image(image).get("Config") or {}
+        return str(config.get("User") or "")
+
     def pull(
         self, image: str, credentials: RegistryCredentials | None, on_event: PullEvents | None = None
     ) -> None:

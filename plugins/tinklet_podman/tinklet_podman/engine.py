@@ -107,6 +107,12 @@ class PodmanEngine:
         with self.failing_as(f"image lookup failed for {reference}"):
             return bool(self.client.images.exists(reference))
 
+    def image_user(self, reference: str) -> str:
+        """The ``Config.User`` of the image ``reference`` (``""``: root)."""
+        with self.failing_as(f"image inspect failed for {reference}"):
+            config = self.client.images.get(reference).attrs.get("Config") or {}
+        return str(config.get("User") or "")
+
     def pull(
         self, reference: str, credentials: RegistryCredentials | None, on_event: PullEvents | None = None
     ) -> None:
