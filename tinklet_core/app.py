@@ -16,6 +16,7 @@ import pluggy
 
 from tinklet_core import agent_attributes
 from tinklet_core.config import Settings
+from tinklet_core.engine_wait import open_when_ready
 from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError
 from tinklet_core.model import Event, Outcome
 from tinklet_core.plugins import (
@@ -78,13 +79,20 @@ def _unregister_and_close(manager: pluggy.PluginManager, plugin: object) -> None
 
 @contextmanager
 def opened_runtime(
-    loaded: LoadedPlugins, settings: Settings, agent_id: str, shared_agent: bool = False
+    loaded: LoadedPlugins,
+    settings: Settings,
+    agent_id: str,
+    shared_agent: bool = False,
+    wait_until: threading.Event | None = None,
 ) -> Iterator[Runtime]:
     """Open the runtime named by ``settings.runtime`` and close it however the run ends
-    (``shared_agent``: see :attr:`tinklet_core.runtime.RuntimeSettings.shared_agent`)."""
+    (``shared_agent``: see :attr:`tinklet_core.runtime.RuntimeSettings.shared_agent`). With
+    ``wait_until``, an engine that is not up yet is waited for until that event is set
+    (:func:`tinklet_core.engine_wait.open_when_ready`)."""
     spec = find_runtime(loaded, settings.runtime)
     runtime_settings = settings.runtime_settings(agent_id, f"runtime:{spec.name}", shared_agent)
-    runtime = open_runtime(loaded.manager, spec, runtime_settings)
+    opening = lambda: open_runtime(loaded.manager, spec, runtime_settings)  # noqa: E731
+    runtime = open_when_ready(opening, wait_until, settings.max_backoff, log)
     for hook in unknown_hooks(loaded.manager, runtime):
         log.warning(
             "runtime %r implements %r, which is not a tinklet hook; it is never called", spec.name, hook
@@ -162,7 +170,7 @@ def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> N
     try:
         with (
             configured_plugins(loaded, settings),
-            opened_runtime(loaded, settings, settings.identifier or "") as runtime,
+            opened_runtime(loaded, settings, settings.identifier or "", wait_until=stop) as runtime,
         ):
             log.info(
                 "worker %s started: runtime %s, protocol %s, tink server %s%s",
@@ -174,6 +182,8 @@ def serve(loaded: LoadedPlugins, settings: Settings, stop: threading.Event) -> N
             )
             agent_id = settings.identifier or ""
             _work(loaded, settings, runtime, transport, stop, agent_id, None, settings.protocol)
+    except ActionInterrupted:  # stopped while waiting for the engine
+        return
     finally:
         transport.close()
 

@@ -13,3 +13,9 @@ class KubeApiError(TinkletError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+    @property
+    def passing(self) -> bool:
+        """True when the same call may succeed later: the API was not reached (``status`` 0),
+        or it answered 429 (too many requests) or 5xx (an apiserver restarting or failing over)."""
+        return self.status == 0 or self.status == 429 or self.status >= 500

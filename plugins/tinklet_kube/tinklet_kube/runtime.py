@@ -11,7 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from tinklet_core.errors import ActionInterrupted, RuntimeUnavailable
+from tinklet_core.errors import ActionInterrupted, EngineNotReady, RuntimeUnavailable
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Action, Outcome, State
 from tinklet_core.runtime import (
@@ -92,7 +92,8 @@ class KubeRuntime:
             self._check_namespace()
         except KubeApiError as exc:
             self._api.close()
-            raise RuntimeUnavailable(f"cannot use namespace {namespace!r}: {exc}") from None
+            error = EngineNotReady if exc.passing else RuntimeUnavailable
+            raise error(f"cannot use namespace {namespace!r}: {exc}") from None
         self._secrets = PullSecrets(self._api)
 
     def _check_namespace(self) -> None:
