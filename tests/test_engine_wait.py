@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from private_dockerd import PrivateDockerd, tools_missing
+from private_dockerd import PrivateDockerd, daemon_with_test_image
+from test_engine_faults import final_states, wait_for
 
 from tinklet_core.model import State
 from tinklet_core.testing.tink_server import TinkServer
@@ -51,15 +52,6 @@ def start_worker(server: TinkServer, agent: str, log_path: Path, *runtime: str) 
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def stop(worker: subprocess.Popen[str]) -> int:
     if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)
@@ -86,23 +78,15 @@ def assert_waited_then_ran(
     assert output.count(WAITING) == 1, output
     assert output.count(RECOVERED) == 1, output
     assert "engine was waited for" in output
-    assert [state for state in server.states_of("t/hello") if state.is_final] == [State.SUCCESS]
+    assert final_states(server, "t/hello") == [State.SUCCESS]
 
 
 @pytest.fixture
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateDockerd]:
     """A private dockerd with the test image, killed (its socket file stays, as after a crash)."""
-    missing = tools_missing()
-    if missing:
-        pytest.skip(missing)
-    daemon = PrivateDockerd(tmp_path_factory.mktemp("dockerd"))
-    try:
-        daemon.start()
-        daemon.load_test_image()
+    with daemon_with_test_image(tmp_path_factory.mktemp("dockerd")) as daemon:
         daemon.kill()
         yield daemon
-    finally:
-        daemon.close()
 
 
 def test_worker_started_while_dockerd_is_down_waits_then_runs(

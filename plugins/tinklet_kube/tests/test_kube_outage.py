@@ -44,6 +44,7 @@ def own_server() -> Iterator[KubeTestServer]:
 
 @pytest.fixture
 def cluster(own_server: KubeTestServer) -> Iterator[Cluster]:
+    """``own_server`` for the conftest's ``runtime``; back up and ordinary after the test."""
     from kubernetes import client
 
     api_client = new_client_from_config(config_file=str(own_server.kubeconfig), persist_config=False)
@@ -56,15 +57,6 @@ def cluster(own_server: KubeTestServer) -> Iterator[Cluster]:
         own_server.come_back()
         own_server.behaviour.reset()
         api_client.close()
-
-
-@pytest.fixture
-def runtime(cluster: Cluster) -> Iterator[KubeRuntime]:
-    opened = KubeRuntime(cluster.settings())
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 class Running:

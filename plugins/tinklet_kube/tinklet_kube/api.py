@@ -10,7 +10,8 @@ works on the API's own field names (``status.containerStatuses``) with no model 
 watches and logs stream with bounded memory.
 
 urllib3's own retries are off (they log a "Retrying" warning per attempt): a call that cannot
-connect is tried again here, quietly, and fails with one line.
+connect is tried again here, quietly, and fails with one line; callers that ride out an API
+outage retry that (see :mod:`tinklet_kube.retry`). :attr:`KubeApi.outage` logs each outage once.
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ Watches follow the API's rules: ``resourceVersion`` unset or ``0`` starts with s
 an older one gets an ``ERROR`` event with a 410 ``Expired`` Status; ``timeoutSeconds`` ends the
 stream. Errors are ``Status`` objects with the real codes (401, 403, 404, 405, 409, 410, 422).
 Requests must carry the bearer token written into the kubeconfig. ``behaviour`` holds the
-switches that make it harsher (see :mod:`.behaviour`).
+switches that make it harsher (see :mod:`.behaviour`); :meth:`KubeTestServer.go_away` /
+:meth:`~KubeTestServer.come_back` restart the control plane (the state survives, open streams do
+not) and :meth:`~KubeTestServer.answer_errors` answers 503 or 429 for a while.
 """
 
 from __future__ import annotations
