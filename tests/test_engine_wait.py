@@ -20,8 +20,11 @@ from pathlib import Path
 import pytest
 from private_dockerd import PrivateDockerd, daemon_with_test_image
 from test_engine_faults import final_states, wait_for
+from tinklet_docker.runtime import DockerRuntime
 
+from tinklet_core.errors import EngineNotReady, RuntimeUnavailable
 from tinklet_core.model import State
+from tinklet_core.runtime import RuntimeSettings
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
 
@@ -190,3 +193,21 @@ def test_tinklet_run_fails_fast_without_its_engine(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [f"tinklet: error: docker daemon at {absent} is not reachable: No such file or directory"]
+
+
+@pytest.mark.parametrize(
+    ("url", "waits"),
+    [
+        ("tcp://127.0.0.1:1", True),  # a TCP daemon not listening yet
+        ("unix://{tmp}/run/docker.sock", True),  # not even its directory yet
+        ("unix://{tmp}/file/docker.sock", False),  # a path through a regular file
+        ("unix://{tmp}", False),  # a directory is no socket
+        ("bogus://{tmp}", False),  # a malformed --docker-host
+    ],
+)
+def test_which_docker_errors_are_waited_for(tmp_path: Path, url: str, waits: bool) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RuntimeUnavailable) as caught:
+        DockerRuntime(RuntimeSettings(options={"docker_host": url.format(tmp=tmp_path)}))
+    assert isinstance(caught.value, EngineNotReady) is waits, caught.value
+    assert "\n" not in str(caught.value)
