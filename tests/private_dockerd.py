@@ -18,7 +18,10 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 SHARED_IMAGE = "tinklet/busybox:latest"
 START_TIMEOUT = 30.0
@@ -142,6 +145,22 @@ class PrivateDockerd:
                 os.kill(pid, 0)
                 time.sleep(0.05)
             os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def daemon_with_test_image(root: Path) -> Iterator[PrivateDockerd]:
+    """A started private dockerd under ``root`` holding the test image; closed afterwards. The
+    test is skipped where a private dockerd cannot run."""
+    missing = tools_missing()
+    if missing:
+        pytest.skip(missing)
+    daemon = PrivateDockerd(root)
+    try:
+        daemon.start()
+        daemon.load_test_image()
+        yield daemon
+    finally:
+        daemon.close()
 
 
 def _mounts_under(root: Path) -> list[str]:

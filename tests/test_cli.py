@@ -57,7 +57,9 @@ def test_bad_flag_value() -> None:
     assert_one_line_error(tinklet("--max-backoff", "soon"), "")
 
 
-def test_docker_daemon_unreachable(tmp_path: Path) -> None:
+def test_docker_socket_that_is_no_socket(tmp_path: Path) -> None:
+    """A missing socket is waited for (tests/test_engine_wait.py); a file that is not one is not."""
+    (tmp_path / "no.sock").write_text("")
     result = tinklet(
         "--runtime",
         "docker",

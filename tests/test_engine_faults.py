@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from private_dockerd import PrivateDockerd, tools_missing
+from private_dockerd import PrivateDockerd, daemon_with_test_image
 
 from tinklet_core.model import State
 from tinklet_core.testing.tink_server import TinkServer
@@ -80,16 +80,8 @@ def final_states(server: TinkServer, action: str) -> list[State]:
 @pytest.fixture
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateDockerd]:
     """A private dockerd with the test image, started; stopped and removed after the test."""
-    missing = tools_missing()
-    if missing:
-        pytest.skip(missing)
-    daemon = PrivateDockerd(tmp_path_factory.mktemp("dockerd"))
-    try:
-        daemon.start()
-        daemon.load_test_image()
+    with daemon_with_test_image(tmp_path_factory.mktemp("dockerd")) as daemon:
         yield daemon
-    finally:
-        daemon.close()
 
 
 def test_dockerd_killed_mid_action_and_back_10s_later(dockerd: PrivateDockerd) -> None:

@@ -16,6 +16,7 @@ import pluggy
 
 from tinklet_core import agent_attributes
 from tinklet_core.config import Settings
+from tinklet_core.engine_wait import open_when_ready
 from tinklet_core.errors import ActionInterrupted, ConfigError, PluginError, TinkletError
 from tinklet_core.model import Event
 from tinklet_core.plugin_calls import error_line
@@ -82,18 +83,28 @@ def _unregister_and_close(manager: pluggy.PluginManager, plugin: object) -> None
 
 @contextmanager
 def opened_runtime(
-    loaded: LoadedPlugins, spec: RuntimeSpec, runtime_settings: RuntimeSettings
+    loaded: LoadedPlugins,
+    spec: RuntimeSpec,
+    runtime_settings: RuntimeSettings,
+    wait_until: threading.Event | None = None,
+    max_backoff: float = 5.0,
 ) -> Iterator[Runtime]:
     """Open the runtime ``spec`` describes with ``runtime_settings`` and close it however the
     run ends. A factory that fails other than with a tinklet error (``RuntimeUnavailable``) is a
-    :class:`PluginError` naming the plugin; a ``close()`` that raises is logged."""
+    :class:`PluginError` naming the plugin; a ``close()`` that raises is logged. With
+    ``wait_until``, an engine that is not up yet is waited for (retries at most ``max_backoff`` s
+    apart) until that event is set (:func:`tinklet_core.engine_wait.open_when_ready`)."""
     origin = loaded.origin(f"{RUNTIME_PREFIX}{spec.name}")
-    try:
-        runtime = open_runtime(loaded.manager, spec, runtime_settings)
-    except TinkletError:
-        raise
-    except Exception as exc:
-        raise PluginError(f"{origin}: opening runtime {spec.name!r} failed: {error_line(exc)}") from None
+
+    def opening() -> Runtime:
+        try:
+            return open_runtime(loaded.manager, spec, runtime_settings)
+        except TinkletError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{origin}: opening runtime {spec.name!r} failed: {error_line(exc)}") from None
+
+    runtime = open_when_ready(opening, wait_until, max_backoff, log)
     for hook in unknown_hooks(loaded.manager, runtime):
         log.warning(
             "runtime %r implements %r, which is not a tinklet hook; it is never called", spec.name, hook
@@ -201,7 +212,7 @@ def serve(
     try:
         with (
             configured_plugins(loaded, settings),
-            opened_runtime(loaded, spec, runtime_settings) as runtime,
+            opened_runtime(loaded, spec, runtime_settings, stop, settings.max_backoff) as runtime,
         ):
             log.info(
                 "worker %s started: runtime %s, protocol %s%s%s",
@@ -213,6 +224,8 @@ def serve(
             )
             opened = (spec.name, runtime, runtime_settings)
             _work(loaded, settings, opened, transport, stop, on_delivered, settings.protocol)
+    except ActionInterrupted:  # stopped while waiting for the engine
+        return
     finally:
         transport.close()
 

@@ -31,6 +31,12 @@ class RuntimeUnavailable(TinkletError):
     """The container runtime (daemon, socket, API server) cannot be reached."""
 
 
+class EngineNotReady(RuntimeUnavailable):
+    """The engine is not there yet: nothing listens at its address (no socket, connection
+    refused, API server unreachable or answering 5xx). Waiting may fix it, so worker mode waits
+    for it; a plain :class:`RuntimeUnavailable` is a misconfiguration waiting cannot fix."""
+
+
 class ActionInterrupted(TinkletError):
     """The worker is shutting down; the action was stopped and will be re-served later."""
 

@@ -32,7 +32,7 @@ from tinklet_core.containers.engine import (
 )
 from tinklet_core.containers.frames import ResponseFrames
 from tinklet_core.containers.spec import ContainerSpec
-from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.engine_wait import unreachable
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
 
@@ -79,7 +79,9 @@ def tinklet_containers(api: Any, agent_id: str | None = None) -> list[str]:
 
 
 class DockerEngine:
-    """One Docker daemon, reached at ``url``; constructing it checks that the daemon answers."""
+    """One Docker daemon, reached at ``url``; constructing it checks that the daemon answers
+    (:class:`~tinklet_core.errors.EngineNotReady` when it may yet, see
+    :func:`~tinklet_core.engine_wait.unreachable`)."""
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
@@ -91,7 +93,7 @@ class DockerEngine:
         except (DockerException, RequestException) as exc:
             self.close()
             reason = innermost_reason(exc)
-            raise RuntimeUnavailable(f"docker daemon at {url} is not reachable: {reason}") from exc
+            raise unreachable(f"docker daemon at {url} is not reachable: {reason}", url, exc) from exc
 
     def _client(self, **kwargs: Any) -> Any:
         """A low-level client. docker-py reads ``~/.docker/config.json`` itself when it builds

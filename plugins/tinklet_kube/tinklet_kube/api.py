@@ -10,13 +10,15 @@ works on the API's own field names (``status.containerStatuses``) with no model 
 watches and logs stream with bounded memory.
 
 urllib3's own retries are off (they log a "Retrying" warning per attempt): a call that cannot
-connect is tried again here, quietly, and fails with one line.
+connect is tried again here, quietly, and fails with one line; callers that ride out an API
+outage retry that (see :mod:`tinklet_kube.retry`). :attr:`KubeApi.outage` logs each outage once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -33,6 +35,7 @@ from kubernetes.config.kube_config import list_kube_config_contexts, load_kube_c
 
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_kube.errors import KubeApiError
+from tinklet_kube.retry import OutageLog
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
 # (connect, read) seconds for ordinary calls; streams have no read timeout and are closed instead.
@@ -42,6 +45,7 @@ CONNECT_TIMEOUT = 10.0
 CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF = 0.3
 JSON = dict[str, Any]
+log = logging.getLogger("tinklet.kube")
 
 
 def load_configuration(kubeconfig: str | None) -> tuple[client.Configuration, str | None]:
@@ -134,6 +138,7 @@ class KubeApi:
     def __init__(self, configuration: client.Configuration, namespace: str) -> None:
         self.namespace = namespace
         self.host = str(configuration.host)
+        self.outage = OutageLog(log, self.host)
         self._client = client.ApiClient(configuration)
         self._batch = client.BatchV1Api(self._client)
         self._core = client.CoreV1Api(self._client)
@@ -287,6 +292,15 @@ class KubeApi:
         return parsed if isinstance(parsed, dict) else {}
 
     def _call(self, call: Callable[..., Any], *args: Any, quiet: bool = False, **kwargs: Any) -> Any:
+        try:
+            response = self._attempts(call, *args, quiet=quiet, **kwargs)
+        except KubeApiError as exc:
+            self.outage.failed(exc)
+            raise
+        self.outage.answered()
+        return response
+
+    def _attempts(self, call: Callable[..., Any], *args: Any, quiet: bool = False, **kwargs: Any) -> Any:
         for attempt in range(1, CONNECT_ATTEMPTS + 1):
             try:
                 return call(*args, _preload_content=False, **kwargs)
@@ -313,7 +327,14 @@ def _api_error(exc: ApiException, quiet: bool) -> KubeApiError:
     except ValueError:
         pass
     text = f"{status} {reason}" if quiet or not message else f"{status} {reason}: {message}"
-    return KubeApiError(text, status=status, reason=reason)
+    return KubeApiError(text, status=status, reason=reason, retry_after=_retry_after(exc))
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    """The seconds of the answer's ``Retry-After`` header (the HTTP-date form is not used by
+    API servers), ``None`` without one."""
+    value = str((exc.headers or {}).get("Retry-After") or "").strip()
+    return float(value) if value.isdigit() else None
 
 
 def _cause(exc: Exception) -> str:

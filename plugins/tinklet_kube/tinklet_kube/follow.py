@@ -30,11 +30,13 @@ from tinklet_core.runtime_helpers import one_line
 from tinklet_kube.errors import KubeApiError
 from tinklet_kube.manifests import CONTAINER_NAME
 from tinklet_kube.outcome import JobView, Limits
+from tinklet_kube.retry import ApiRetry
 from tinklet_kube.watch import JSON, ByteStream, ObjectWatch, WatchEvent, WatchSource
 
 # After the outcome is known, how long reading the rest of the log may take.
 LOG_DRAIN_SECONDS = 60.0
-# A log read that breaks (not one that ends) is tried again this many times.
+# A log read the API refuses (not one that breaks, nor an API that is away) is tried again this
+# many times.
 LOG_RETRIES = 5
 # After a followed log ends, how long to wait for the pods' watch to say the container ended
 # before opening a followed stream again.
@@ -253,16 +255,20 @@ class JobFollower:
     def _read_log(self, pod: str) -> None:
         splitter = LineSplitter(self._output)
         failures = 0
+        retry = ApiRetry()
         try:
             while not self._stopped.is_set():
                 final = self._container_done.is_set()
                 try:
                     ended = self._read_log_once(pod, final, splitter)
                 except KubeApiError as exc:
-                    failures += 1
                     if exc.status in (400, 404) and final:  # the pod is being removed or gone
                         self._log.debug("the log of pod %s is gone: %s", pod, exc)
                         return
+                    if exc.passing:  # the API is away (or the stream broke): read on from here later
+                        self._stopped.wait(retry.delay(exc))
+                        continue
+                    failures += 1
                     if failures > LOG_RETRIES:
                         self._log.warning("cannot read the log of pod %s: %s", pod, printable(exc))
                         return
@@ -271,6 +277,7 @@ class JobFollower:
                 if final and ended:
                     return
                 failures = 0
+                retry.reset()
                 # a followed stream ended: the container exited (its end is on the way through
                 # the pods' watch), or something cut the stream while it still runs
                 if ended and self._container_done.wait(LOG_REOPEN_WAIT) and self._read_whole(pod):

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from tinklet_core.errors import ActionInterrupted, RuntimeUnavailable
+from tinklet_core.errors import ActionInterrupted, EngineNotReady, RuntimeUnavailable
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Action, Outcome, State
 from tinklet_core.runtime import (
@@ -39,12 +39,17 @@ from tinklet_kube.outcome import (
     with_action_files,
 )
 from tinklet_kube.pull_secrets import PullSecrets
+from tinklet_kube.retry import ApiRetry
+from tinklet_kube.watch import JSON
 
 if TYPE_CHECKING:
     from tinklet_kube.api import KubeApi
 
 # When tinklet is shutting down, give the Job's deletion less time: the worker must exit soon.
 SHUTDOWN_DELETE_WAIT_SECONDS = 8.0
+# How long a finished action's Job deletion is tried again while the API is away (the worker
+# takes no other action meanwhile; later, the next action or close tries again).
+REMOVE_RETRY_SECONDS = 120.0
 # The Job the start-up check asks the server about (dry run: nothing is created or deleted).
 START_CHECK_JOB = "tinklet-start-check"
 HELPER_OFF = frozenset({"", "none"})
@@ -58,6 +63,10 @@ def helper_image(value: object) -> str | None:
         return DEFAULT_HELPER_IMAGE
     image = str(value).strip()
     return None if image.lower() in HELPER_OFF else image
+
+
+def _shutting_down(action: Action) -> ActionInterrupted:
+    return ActionInterrupted(f"action {action.label} stopped: tinklet is shutting down")
 
 
 class KubeRuntime:
@@ -92,8 +101,11 @@ class KubeRuntime:
             self._check_namespace()
         except KubeApiError as exc:
             self._api.close()
-            raise RuntimeUnavailable(f"cannot use namespace {namespace!r}: {exc}") from None
+            error = EngineNotReady if exc.passing else RuntimeUnavailable
+            raise error(f"cannot use namespace {namespace!r}: {exc}") from None
         self._secrets = PullSecrets(self._api)
+        self._undeleted: set[str] = set()
+        self._api.outage.arm()
 
     def _check_namespace(self) -> None:
         """What every action needs, asked without side effects: a server-side dry-run create of a
@@ -137,7 +149,8 @@ class KubeRuntime:
         )
 
     def close(self) -> None:
-        """Close the API client."""
+        """Delete the Jobs an API outage left, then close the API client."""
+        self._delete_undeleted()
         self._api.close()
 
     @hookimpl
@@ -166,18 +179,20 @@ class KubeRuntime:
             )
         except KubeApiError as exc:
             return Outcome(State.FAILED, reason=str(exc))
+        self._delete_undeleted()
+        started = time.monotonic()
         try:
-            manifest = job_manifest(action, name, self._job_options(secret))
-            job = create_or_adopt(self._api, manifest, action, context.log)
+            job = self._create(action, job_manifest(action, name, self._job_options(secret)), context)
         except KubeApiError as exc:
             return Outcome(State.FAILED, reason=f"cannot create Job {name}: {exc}")
-        started = time.monotonic()
+        if job is None:
+            return Outcome(State.TIMEOUT, reason=f"timed out after {action.timeout}s (the API was away)")
         follower = JobFollower(self._api, job, context.output, context.log, self._limits)
         follower.start()
         try:
             waited = wait_for_exit(follower.finished, context)
             if waited is WaitResult.CANCELLED:
-                raise ActionInterrupted(f"action {action.label} stopped: tinklet is shutting down")
+                raise _shutting_down(action)
             if waited is WaitResult.TIMED_OUT:
                 limit = action.timeout if action.timeout > 0 else round(time.monotonic() - started)
                 timeout = Outcome(State.TIMEOUT, reason=f"timed out after {limit}s")
@@ -185,8 +200,25 @@ class KubeRuntime:
             return follower.outcome or Outcome(State.FAILED, reason="the Job ended without a result")
         finally:
             follower.stop()
-            wait = SHUTDOWN_DELETE_WAIT_SECONDS if context.cancelled.is_set() else DELETE_WAIT_SECONDS
-            self._remove_job(name, wait, context.log)
+            self._remove_job(name, context)
+
+    def _create(self, action: Action, manifest: JSON, context: ActionContext) -> JSON | None:
+        """The action's Job, created or adopted; tried again while the API is away (creating is
+        safe to repeat: the name is the action's, a second create adopts). ``None`` when the
+        deadline passed first; :class:`ActionInterrupted` on shutdown."""
+        retry = ApiRetry()
+        while True:
+            try:
+                return create_or_adopt(self._api, manifest, action, context.log)
+            except KubeApiError as exc:
+                if not exc.passing:
+                    raise
+                left = context.seconds_left()
+                if left is not None and left <= 0:
+                    return None
+                wait = retry.delay(exc) if left is None else min(left, retry.delay(exc))
+                if context.cancelled.wait(wait):
+                    raise _shutting_down(action) from None
 
     def _after_kill(
         self, name: str, follower: JobFollower, outcome: Outcome, action_log: logging.Logger
@@ -203,9 +235,34 @@ class KubeRuntime:
         message, reason = follower.files()
         return with_action_files(outcome, message, reason)
 
-    def _remove_job(self, name: str, wait: float, action_log: logging.Logger) -> None:
-        try:
-            if not delete_and_wait(self._api, name, wait):
-                action_log.warning("Job %s is still being deleted after %.0fs", name, wait)
-        except KubeApiError as exc:
-            action_log.warning("cannot delete Job %s: %s", name, exc)
+    def _remove_job(self, name: str, context: ActionContext) -> None:
+        """Delete the Job (and its pods) and wait until it is gone; while the API is away, try
+        again until it answers (at most ``REMOVE_RETRY_SECONDS``, less on shutdown), else leave
+        it to :meth:`_delete_undeleted` before the next action and at close."""
+        stopping = context.cancelled.is_set()
+        wait = SHUTDOWN_DELETE_WAIT_SECONDS if stopping else DELETE_WAIT_SECONDS
+        give_up = time.monotonic() + (SHUTDOWN_DELETE_WAIT_SECONDS if stopping else REMOVE_RETRY_SECONDS)
+        retry = ApiRetry()
+        while True:
+            try:
+                if not delete_and_wait(self._api, name, wait):
+                    context.log.warning("Job %s is still being deleted after %.0fs", name, wait)
+                return
+            except KubeApiError as exc:
+                if not exc.passing or time.monotonic() >= give_up:
+                    context.log.warning("cannot delete Job %s: %s", name, exc)
+                    if exc.passing:
+                        self._undeleted.add(name)
+                    return
+                time.sleep(min(retry.delay(exc), max(0.0, give_up - time.monotonic())))
+
+    def _delete_undeleted(self) -> None:
+        """Delete the Jobs an API outage kept :meth:`_remove_job` from deleting."""
+        for name in sorted(self._undeleted):
+            try:
+                self._api.delete_job(name)
+            except KubeApiError as exc:
+                log.warning("cannot delete Job %s left by an API outage yet: %s", name, exc)
+                continue
+            log.info("deleted Job %s, left by an API outage", name)
+            self._undeleted.discard(name)

@@ -2,8 +2,10 @@
 
 An :class:`ObjectWatch` first lists the objects (a ``SYNC`` event with all of them), then
 watches from the list's ``resourceVersion``; when the server ends a watch it resumes from the
-last version it saw, and when that version is too old (410 Gone) it lists again. Nothing polls
-and nothing sleeps, except a short back-off before reconnecting a broken stream.
+last version it saw, and when that version is too old (410 Gone) it lists again. While the API
+server is away (unreachable, 5xx, 429) it tries again with :class:`~tinklet_kube.retry.ApiRetry`'s
+backoff, for as long as it is not closed: the action's deadline bounds an outage, not the watch.
+Nothing polls.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tinklet_kube.errors import KubeApiError
+from tinklet_kube.retry import ApiRetry
 
 JSON = dict[str, Any]
-RECONNECTS = 3
 
 
 class ByteStream(Protocol):
@@ -98,7 +100,7 @@ class ObjectWatch:
 
     def __iter__(self) -> Iterator[WatchEvent]:
         version: str | None = None
-        failures = 0
+        retry = ApiRetry()
         while not self._closed.is_set():
             try:
                 if version is None:
@@ -109,16 +111,18 @@ class ObjectWatch:
                     if event is None:  # 410 Gone: the version is too old, list again
                         version = None
                         break
-                    failures = 0
+                    retry.reset()
                     obj = event.objects[0]
                     version = str(obj.get("metadata", {}).get("resourceVersion") or version)
                     if event.type != "BOOKMARK":
                         yield event
             except KubeApiError as exc:
-                failures += 1
-                if exc.status != 0 or failures > RECONNECTS:
+                if exc.status == 410:  # Gone as the answer itself rather than as an event
+                    version = None
+                    continue
+                if not exc.passing:
                     raise
-                self._closed.wait(float(failures))
+                self._closed.wait(retry.delay(exc))  # the API is away: resume from ``version``
 
     def _watch_once(self, version: str) -> Iterator[WatchEvent | None]:
         stream = self._source.watch(

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinklet_core.containers.engine import EngineFailure
+from tinklet_core.engine_wait import unreachable
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.proxy import ProxySettings
-from tinklet_podman.engine import PodmanEngine, probe
+from tinklet_core.runtime_helpers import innermost_reason
+from tinklet_podman.engine import PodmanEngine, probe, probe_failure
 from tinklet_podman.service import PodmanService, first_answering, socket_url, usual_sockets
 
 log = logging.getLogger("tinklet.podman")
@@ -32,7 +34,8 @@ class Connection:
 
 
 def connect(options: Mapping[str, Any], proxy: ProxySettings | None = None) -> Connection:
-    """Reach Podman as the module docstring says; :class:`RuntimeUnavailable` if impossible.
+    """Reach Podman as the module docstring says; :class:`RuntimeUnavailable` if impossible
+    (:class:`~tinklet_core.errors.EngineNotReady` when the ``--podman-socket`` may yet answer).
 
     ``options`` are the runtime's resolved options: ``podman_socket``, ``xdg_runtime_dir``,
     ``podman_binary``. A service tinklet starts pulls through ``proxy``.
@@ -40,9 +43,10 @@ def connect(options: Mapping[str, Any], proxy: ProxySettings | None = None) -> C
     explicit = options.get("podman_socket")
     if explicit:
         url = socket_url(str(explicit))
-        problem = probe(url)
-        if problem is not None:
-            raise RuntimeUnavailable(f"Podman socket {url} (--podman-socket) does not answer: {problem}")
+        failure = probe_failure(url)
+        if failure is not None:
+            message = f"Podman socket {url} (--podman-socket) does not answer: {innermost_reason(failure)}"
+            raise unreachable(message, url, failure)
         return _connected(url, None, "from --podman-socket")
     candidates = usual_sockets(options.get("xdg_runtime_dir"))
     found = first_answering(candidates, probe)

@@ -60,14 +60,23 @@ WAIT_POLL = "50ms"
 
 def probe(url: str) -> str | None:
     """``None`` when a Podman service answers at ``url``, else a short reason why not."""
+    failure = probe_failure(url)
+    return None if failure is None else innermost_reason(failure)
+
+
+def probe_failure(url: str) -> Exception | None:
+    """``None`` when a Podman service answers at ``url``, else the error saying why not (an
+    answer other than 2xx is a ``ConnectionError`` for 5xx, a service that is still starting,
+    and a ``ValueError`` for anything else)."""
     try:
         with PodmanClient(base_url=url) as client:
             response = client.api.get("/_ping", timeout=PROBE_TIMEOUT)
             if response.ok:
                 return None
-            return f"HTTP {response.status_code}"
+            answer = f"HTTP {response.status_code}"
+            return ConnectionError(answer) if response.status_code >= 500 else ValueError(answer)
     except (APIError, PodmanError, RequestException, OSError, ValueError) as exc:
-        return innermost_reason(exc)
+        return exc
 
 
 class PodmanEngine:

@@ -27,11 +27,14 @@ Watches follow the API's rules: ``resourceVersion`` unset or ``0`` starts with s
 an older one gets an ``ERROR`` event with a 410 ``Expired`` Status; ``timeoutSeconds`` ends the
 stream. Errors are ``Status`` objects with the real codes (401, 403, 404, 405, 409, 410, 422).
 Requests must carry the bearer token written into the kubeconfig. ``behaviour`` holds the
-switches that make it harsher (see :mod:`.behaviour`).
+switches that make it harsher (see :mod:`.behaviour`); :meth:`KubeTestServer.go_away` /
+:meth:`~KubeTestServer.come_back` restart the control plane (the state survives, open streams do
+not) and :meth:`~KubeTestServer.answer_errors` answers 503 or 429 for a while.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -110,19 +113,22 @@ class KubeTestServer:
         )
         self.controller.kubelet = self.kubelet
         self._workdir = Path(tempfile.mkdtemp(prefix="tinklet-kube-testserver-"))
-        self._http = _HttpServer(("127.0.0.1", 0), _Handler)
-        self._http.api = self
-        self._thread = threading.Thread(
-            target=self._http.serve_forever, name="kube-test-apiserver", daemon=True
-        )
+        self._http, self._thread = self._listen(0)
+        self._port = int(self._http.server_address[1])
+        self._serving = False
         self.kubeconfig = self._workdir / "kubeconfig"
         self._write_kubeconfig(context_namespace)
 
+    def _listen(self, port: int) -> tuple[_HttpServer, threading.Thread]:
+        http = _HttpServer(("127.0.0.1", port), _Handler)
+        http.api = self
+        thread = threading.Thread(target=http.serve_forever, name="kube-test-apiserver", daemon=True)
+        return http, thread
+
     @property
     def url(self) -> str:
-        """The server's base URL."""
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}"
+        """The server's base URL (the same across :meth:`go_away` and :meth:`come_back`)."""
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def container_label(self) -> tuple[str, str]:
@@ -148,13 +154,47 @@ class KubeTestServer:
     def start(self) -> KubeTestServer:
         """Serve in a background thread."""
         self._thread.start()
+        self._serving = True
         return self
+
+    def go_away(self) -> None:
+        """Stop answering, as the API server of a control plane that restarts: its port refuses
+        connections and every open watch and log stream is cut. The store lives on (etcd survives
+        a control-plane restart), and so do the Job controller and the pods' containers (the
+        kubelet keeps them running)."""
+        if not self._serving:
+            return
+        self._serving = False
+        self._http.shutdown()
+        self._http.server_close()
+        self._http.cut_streams()
+        self._thread.join()
+
+    def come_back(self) -> None:
+        """Answer again on the same port, with the state the store kept. Like a restarted API
+        server's watch cache, the change log starts afresh: a watch resumed from a version of
+        before the restart gets 410 Gone."""
+        if self._serving:
+            return
+        self.store.compact()
+        self._http, self._thread = self._listen(self._port)
+        self.start()
+
+    def answer_errors(self, status: int, seconds: float, retry_after: int = 1) -> None:
+        """Answer every request with ``status`` (503, 429) and ``Retry-After: retry_after`` for
+        ``seconds``, as an API server failing over behind a load balancer (or shedding load)
+        does; the watches and log streams open now are cut, as the failover cuts them."""
+        self.behaviour.retry_after = retry_after
+        self.behaviour.unavailable = (status, time.monotonic() + seconds)
+        self._http.cut_streams()
 
     def stop(self) -> None:
         """Stop serving, end every watch, remove every container and the kubeconfig."""
         self.store.close()
-        self._http.shutdown()
-        self._http.server_close()
+        if self._serving:
+            self._serving = False
+            self._http.shutdown()
+            self._http.server_close()
         self.controller.close()
         self.kubelet.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -169,6 +209,29 @@ class KubeTestServer:
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     api: KubeTestServer
+
+    def server_bind(self) -> None:
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().server_bind()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def cut_streams(self) -> None:
+        """Close every open connection under its handler (the client sees the stream end)."""
+        with self.connections_lock:
+            connections = list(self.open_connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -201,6 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         body = self._body()
         try:
+            unavailable = api.behaviour.unavailable
+            if unavailable is not None and time.monotonic() < unavailable[1]:
+                raise _unavailable(unavailable[0])
             if self.headers.get("Authorization") != f"Bearer {api.token}":
                 raise StatusError(401, "Unauthorized", "Unauthorized")
             if method == "GET" and url.path in _DISCOVERY:
@@ -217,7 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return
             raise StatusError(404, "NotFound", "the server could not find the requested resource")
         except StatusError as exc:
-            self._send_json(exc.code, exc.status())
+            retry = {"Retry-After": str(api.behaviour.retry_after)} if exc.code in (429, 503) else {}
+            self._send_json(exc.code, exc.status(), retry)
 
     def _authorize(self, verb: str, resource: str, sub: str | None, namespace: str) -> None:
         if (verb, resource + (sub or "")) not in self.server.api.behaviour.forbidden:
@@ -421,9 +488,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # HTTP plumbing ----------------------------------------------------------------------------
 
-    def _send_json(self, code: int, payload: JSON) -> None:
+    def _send_json(self, code: int, payload: JSON, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(code)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -460,6 +529,12 @@ class _Handler(BaseHTTPRequestHandler):
             return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
+
+
+def _unavailable(status: int) -> StatusError:
+    if status == 429:
+        return StatusError(429, "TooManyRequests", "too many requests, please try again later")
+    return StatusError(status, "ServiceUnavailable", "the server is currently unable to handle the request")
 
 
 def _verb(method: str, name: str | None, sub: str | None, query: dict[str, str]) -> str:

@@ -25,6 +25,11 @@ runtime against documented API server behaviour that a kind test double would hi
 - ``pull_errors``: how many transient ``ErrImagePull``/``ImagePullBackOff`` rounds a pod goes
   through before its image pull succeeds;
 - ``legacy_labels``: whether pods also carry the pre-1.27 ``controller-uid``/``job-name`` labels;
+- ``unavailable``: ``(status, until)``: every request is answered with ``status`` (503, 429) and
+  a ``Retry-After: retry_after`` header until ``time.monotonic()`` passes ``until``, as an API
+  server failing over behind a load balancer, or shedding load, answers (set it with
+  :meth:`~tinklet_kube.testing.apiserver.KubeTestServer.answer_errors`, which also cuts the open
+  streams);
 - ``no_sidecars``: behave like a server before Kubernetes 1.29 (or with the SidecarContainers
   feature gate off): ``restartPolicy`` of init containers is an unknown field and silently
   dropped from every Job (also on server-side dry run), so a "sidecar" becomes a plain init
@@ -51,6 +56,8 @@ class ServerBehaviour:
     pull_errors: int = 0
     legacy_labels: bool = True
     no_sidecars: bool = False
+    unavailable: tuple[int, float] | None = None
+    retry_after: int = 1
 
     def reset(self) -> None:
         """Back to an ordinary cluster."""

@@ -161,6 +161,13 @@ class ObjectStore:
             self._closed = True
             self._cond.notify_all()
 
+    def compact(self) -> None:
+        """Forget the change log, as a restarted API server's watch cache starts at the current
+        version: a watch resumed from an older version gets 410 Gone and must list again."""
+        with self._cond:
+            self._changes.clear()
+            self._oldest = self._version
+
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
