@@ -50,7 +50,7 @@ from tinklet_core.containers.engine import (
     PullEvents,
 )
 from tinklet_core.containers.spec import ContainerSpec
-from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.engine_wait import unreachable
 from tinklet_core.model import RegistryCredentials
 
 RUNC_RUNTIME = "io.containerd.runc.v2"
@@ -72,7 +72,8 @@ def label_filter(agent_id: str | None) -> str:
 
 class ContainerdEngine:
     """One containerd, reached at ``address``, working in ``namespace``; constructing it
-    checks that containerd answers (:class:`RuntimeUnavailable` otherwise)."""
+    checks that containerd answers (:class:`~tinklet_core.errors.EngineNotReady` when nothing
+    answers yet, :class:`~tinklet_core.errors.RuntimeUnavailable` when the socket path can never be one)."""
 
     def __init__(
         self,
@@ -98,7 +99,8 @@ class ContainerdEngine:
             self.ping()
         except EngineFailure as exc:
             self.client.close()
-            raise RuntimeUnavailable(str(exc).removeprefix("ping failed: ")) from None
+            message = str(exc).removeprefix("ping failed: ")
+            raise unreachable(message, f"unix://{self.client.socket}") from None
 
     @property
     def namespace(self) -> str:
