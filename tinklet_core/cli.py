@@ -23,6 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NoReturn, Optional
 
 import typer
@@ -43,7 +44,6 @@ from tinklet_core.log_format import configure_logging
 from tinklet_core.model import Event, State
 from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, server_transport_names
 from tinklet_core.progress import LiveProgress, state_line
-from tinklet_core.workflow import load_workflow
 
 EXIT_WORKFLOW_FAILED = 1
 EXIT_USAGE = 2
@@ -73,12 +73,50 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (TinkletError, UsageError) as exc:
         _fail(str(exc))
     try:
-        build_app(loaded, core, plugin_specs)(args=args, prog_name="tinklet")
+        command = typer.main.get_command(build_app(loaded, core, plugin_specs))
+        values_as_parsed(command, {spec.key for spec in [*core, *plugin_specs]} | {"plugin"})
+        command.main(args=args, prog_name="tinklet")
     except SystemExit:
         raise
     except Exception as exc:  # the last edge: a bug still gets one line, the traceback at debug
         log.debug("unexpected error", exc_info=True)
         _fail(f"unexpected {exc.__class__.__name__}: {exc} (run with --loglevel debug for details)", 70)
+
+
+def values_as_parsed(command: Any, keys: set[str], help_names: Sequence[str] = ()) -> None:
+    """Hand the values of the options named by ``keys`` (the spec-built ones: strings, string
+    lists and on/off flags, converted and checked by :func:`~tinklet_core.config.load_settings`)
+    and of every on/off flag (``--help``, made here with the names the command's contexts give
+    it, and ``--json``) to the command as the parser read them, without typer's own coercion.
+
+    typer builds a pydantic ``TypeAdapter`` for every option it processes, given or not; with
+    ~100 options that import and those adapters were the largest part of every start (pydantic
+    alone ~40-60 ms). A typer without that per-parameter hook (``_runtime_param``) is left as
+    it is: slower, same result."""
+    help_names = (getattr(command, "context_settings", None) or {}).get("help_option_names", help_names)
+    params = [*getattr(command, "params", ())]
+    if help_names and hasattr(command, "get_help_option"):  # made on first use, with these names
+        params.append(command.get_help_option(SimpleNamespace(help_option_names=help_names)))
+    for sub in getattr(command, "commands", {}).values():
+        values_as_parsed(sub, keys, help_names)
+    for param in params:
+        if (param.name in keys or getattr(param, "is_flag", False)) and hasattr(param, "_runtime_param"):
+            param._runtime_param = _AS_PARSED
+
+
+class _AsParsed:
+    """typer's coercion step for a spec-built option: ``None`` (not given) as typer gives it,
+    several values as a list, anything else as parsed."""
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        """The value as the command's callback expects it."""
+        several = param.multiple or param.nargs == -1
+        if value is None:
+            return () if several else None
+        return list(value) if several else value
+
+
+_AS_PARSED = _AsParsed()
 
 
 def _env_plugins() -> list[str]:
@@ -311,6 +349,8 @@ def build_app(
 
     def run(ctx: typer.Context, workflow: str, **flags: Any) -> None:
         """Run a workflow file here, with no Tink server; exit 1 if it did not succeed."""
+        from tinklet_core.workflow import load_workflow  # PyYAML: only tinklet run reads YAML
+
         try:
             settings = settings_for(ctx.obj, flags)
             parsed = load_workflow(Path(workflow), agent_id=settings.identifier or application.LOCAL_AGENT)

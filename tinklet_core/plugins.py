@@ -351,7 +351,10 @@ def _unique(specs: Iterable[SpecT]) -> list[SpecT]:
 
 def factory_hooks(factory: object) -> list[str]:
     """The hooks a runtime factory's objects implement: read from the class, or from a function
-    factory's return annotation. Never calls the factory."""
+    factory's return annotation, or the hooks a :class:`~tinklet_core.lazy_factory.LazyFactory`
+    declares. Never calls the factory."""
+    if isinstance(declared := getattr(factory, "hooks", None), tuple):
+        return sorted(declared)
     cls = factory
     if not inspect.isclass(cls):
         try:

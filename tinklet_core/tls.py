@@ -17,13 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import socket
-import ssl
-import tempfile
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +28,9 @@ from tinklet_core.errors import ActionInterrupted, ConfigError
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.redaction import described_value
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # ssl, socket and urllib.request are imported where TLS is used, not at start
+    import ssl
+
     import grpc
 
 log = logging.getLogger("tinklet.tls")
@@ -95,6 +92,8 @@ def ca_location(value: str | None, to_path: Callable[[str], Path | None]) -> CaL
     if parsed.scheme in ("http", "https"):
         return {"ca_url": value.strip()}
     if parsed.scheme == "file":
+        import urllib.request
+
         return {"ca_file": Path(urllib.request.url2pathname(parsed.path))}
     return {"ca_file": to_path(value)}
 
@@ -152,6 +151,8 @@ def _check_certificates(pem: bytes, what: str) -> None:
     text = pem.decode("ascii", "replace")
     if "-----BEGIN CERTIFICATE-----" not in text:
         raise ConfigError(f"{what} holds no PEM certificate")
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         context.load_verify_locations(cadata=text)
@@ -166,6 +167,9 @@ def _check_key_pair(cert_pem: bytes, key_pem: bytes) -> None:
         raise ConfigError("--tls-key file holds no PEM private key")
     if "ENCRYPTED" in text:
         raise ConfigError("--tls-key file is encrypted; gRPC needs an unencrypted private key")
+    import ssl
+    import tempfile
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     with tempfile.TemporaryDirectory(prefix="tinklet-tls-") as directory:
         cert_path, key_path = Path(directory) / "cert.pem", Path(directory) / "key.pem"
@@ -194,6 +198,8 @@ def _url_shown(url: str) -> str:
 
 def fetch_url(url: str) -> bytes:
     """GET ``url`` (system roots for https) with :data:`CA_FETCH_TIMEOUT`; at most 1 MiB."""
+    import urllib.request
+
     with urllib.request.urlopen(url, timeout=CA_FETCH_TIMEOUT) as response:
         return bytes(response.read(CA_FETCH_MAX_BYTES))
 
@@ -203,6 +209,9 @@ def fetch_ca(
 ) -> bytes:
     """The body at ``url``, retried with jittered backoff while the server is unreachable or
     answers 5xx; a 4xx answer or an https certificate failure is a ConfigError (fail closed)."""
+    import ssl
+    import urllib.error
+
     shown = _url_shown(url)
     delay = _FIRST_RETRY
     warned = False
@@ -234,7 +243,7 @@ def fetch_ca(
 
 
 def _reason_words(reason: object) -> str:
-    if isinstance(reason, (socket.timeout, TimeoutError)):
+    if isinstance(reason, TimeoutError):  # socket.timeout is TimeoutError
         return "timed out"
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
@@ -275,6 +284,9 @@ def verification_failure(address: str, tls: TlsSettings, timeout: float = 5.0) -
     host, _sep, port = address.rpartition(":")
     if not host or not port.isdigit():
         return None
+    import socket
+    import ssl
+
     context = ssl.create_default_context()
     if tls.ca_pem is not None:
         context = ssl.create_default_context(cadata=tls.ca_pem.decode("ascii", "replace"))

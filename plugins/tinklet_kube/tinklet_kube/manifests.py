@@ -47,6 +47,7 @@ from tinklet_core.action_failure import CONTAINER_DIR, MAX_REASON_BYTES, MESSAGE
 from tinklet_core.model import Action, RegistryCredentials
 from tinklet_core.proxy import ProxySettings, with_proxy_defaults
 from tinklet_core.runtime import Privilege, PullPolicy
+from tinklet_kube.defaults import DEFAULT_HELPER_IMAGE
 from tinklet_kube.names import label_value
 
 JSON = dict[str, Any]
@@ -55,7 +56,6 @@ FAILURE_VOLUME = "tinkerbell"
 # The native sidecar that carries failure-reason out of the pod (see the module's docstring).
 HELPER_NAME = "failure-reason"
 HELPER_DIR = "/tinklet-failure"
-DEFAULT_HELPER_IMAGE = "busybox:1.36"
 # Waits (``sleep & wait`` so the trap runs at once); on TERM copies the reason file, if it is a
 # regular file and not a symlink, bounded, to the termination message, and exits 0.
 HELPER_SCRIPT = (
