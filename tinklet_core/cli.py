@@ -40,6 +40,7 @@ from tinklet_core.config import (
     plugin_option_specs,
 )
 from tinklet_core.errors import TinkletError
+from tinklet_core.launch import version_line
 from tinklet_core.log_format import configure_logging
 from tinklet_core.model import Event, State
 from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, server_transport_names
@@ -325,7 +326,7 @@ def build_app(
         application.serve(loaded, settings, _stop_on_signals())
         log.info("tinklet stopped")
 
-    def root(ctx: typer.Context, plugin: list[str] | None = None, **flags: Any) -> None:
+    def root(ctx: typer.Context, plugin: list[str] | None = None, version: bool = False, **flags: Any) -> None:
         ctx.obj = flags
         if ctx.invoked_subcommand is not None:
             return
@@ -341,9 +342,17 @@ def build_app(
         metavar="NAME",
         help="Block a plugin with no:NAME, or load a plugin module by its name; works anywhere on the line.",
     )
+    version_option = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print tinklet's version and exit ('tinklet version' adds the plugins').",
+    )
     root_fixed = [
         _parameter("ctx", typer.Context),
         _parameter("plugin", Optional[list[str]], plugin_option),  # noqa: UP045
+        _parameter("version", bool, version_option),
     ]
     cli.callback(invoke_without_command=True)(_with_options(root, root_fixed, specs))
 
@@ -413,12 +422,18 @@ def build_app(
     @cli.command("version")
     def version() -> None:
         """Print tinklet's version and the installed runtime plugins'."""
-        typer.echo(f"tinklet {_core_version()}")
+        typer.echo(version_line())
         for name, (dist, ver) in sorted(loaded.distributions.items()):
             if dist and dist != "tinklet":
                 typer.echo(f"{dist} {ver} (plugin {name})")
 
     return cli
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
 
 
 def _runtime_command(
@@ -491,15 +506,6 @@ def plugins_table(loaded: LoadedPlugins) -> list[str]:
         lines.append("FAILURES")
         lines.extend(f"  {failure}" for failure in report["failures"])
     return lines
-
-
-def _core_version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("tinklet")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class RunSummary:
