@@ -12,6 +12,7 @@ import) is an error.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import inspect
 import typing
@@ -291,6 +292,7 @@ def register_builtin(loaded: LoadedPlugins, plugin: object, name: str) -> None:
     loaded.distributions[name] = ("tinklet", _version_of("tinklet"))
 
 
+@functools.cache  # every built-in asks for tinklet's: one metadata lookup
 def _version_of(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)

@@ -92,9 +92,9 @@ def ca_location(value: str | None, to_path: Callable[[str], Path | None]) -> CaL
     if parsed.scheme in ("http", "https"):
         return {"ca_url": value.strip()}
     if parsed.scheme == "file":
-        import urllib.request
+        from urllib.request import url2pathname
 
-        return {"ca_file": Path(urllib.request.url2pathname(parsed.path))}
+        return {"ca_file": Path(url2pathname(parsed.path))}
     return {"ca_file": to_path(value)}
 
 
@@ -198,9 +198,9 @@ def _url_shown(url: str) -> str:
 
 def fetch_url(url: str) -> bytes:
     """GET ``url`` (system roots for https) with :data:`CA_FETCH_TIMEOUT`; at most 1 MiB."""
-    import urllib.request
+    from urllib.request import urlopen
 
-    with urllib.request.urlopen(url, timeout=CA_FETCH_TIMEOUT) as response:
+    with urlopen(url, timeout=CA_FETCH_TIMEOUT) as response:
         return bytes(response.read(CA_FETCH_MAX_BYTES))
 
 
@@ -210,7 +210,7 @@ def fetch_ca(
     """The body at ``url``, retried with jittered backoff while the server is unreachable or
     answers 5xx; a 4xx answer or an https certificate failure is a ConfigError (fail closed)."""
     import ssl
-    import urllib.error
+    from urllib.error import HTTPError, URLError
 
     shown = _url_shown(url)
     delay = _FIRST_RETRY
@@ -218,11 +218,11 @@ def fetch_ca(
     while True:
         try:
             body = fetch(url)
-        except urllib.error.HTTPError as exc:
+        except HTTPError as exc:
             if exc.code < 500:
                 raise ConfigError(f"--tls-ca {shown} answered HTTP {exc.code}") from None
             problem = f"HTTP {exc.code}"
-        except urllib.error.URLError as exc:
+        except URLError as exc:
             if isinstance(exc.reason, ssl.SSLError):
                 raise ConfigError(f"--tls-ca {shown}: TLS failed: {_ssl_reason(exc.reason)}") from None
             problem = _reason_words(exc.reason)
