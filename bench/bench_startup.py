@@ -97,7 +97,9 @@ def idle_worker(seconds: float) -> dict[str, float]:
             started = time.monotonic()
             if not server.wait_until(lambda: bool(server.calls), 30):
                 worker.kill()
-                raise SystemExit(f"the worker never asked for work: {worker.communicate()[1].decode()[-400:]}")
+                raise SystemExit(
+                    f"the worker never asked for work: {worker.communicate()[1].decode()[-400:]}"
+                )
             ticks = _cpu_ticks(worker.pid)
             time.sleep(max(0.0, seconds - (time.monotonic() - started)))
             if worker.poll() is not None:

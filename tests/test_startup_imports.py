@@ -65,9 +65,7 @@ def offending(modules: set[str], roots: tuple[str, ...]) -> list[str]:
 def plugin_runtime_modules(modules: set[str]) -> list[str]:
     """Modules of a plugin package other than its entry module and the light helpers."""
     return sorted(
-        m
-        for m in modules
-        if m.split(".")[0] in PLUGIN_PACKAGES and "." in m and m not in ENTRY_POINT_HELPERS
+        m for m in modules if m.split(".")[0] in PLUGIN_PACKAGES and "." in m and m not in ENTRY_POINT_HELPERS
     )
 
 
@@ -77,6 +75,7 @@ def test_describing_commands_import_no_client_heavy_library_or_runtime_module(
 ) -> None:
     modules = modules_after(tmp_path, *args)
     assert offending(modules, HEAVY) == []
+    assert offending(modules, ("typer", "click")) == []  # nothing to parse: no command-line parser
     assert offending(modules, CORE_RUNTIME) == []
     assert plugin_runtime_modules(modules) == []
 
@@ -92,15 +91,26 @@ def test_version_alone_needs_neither_typer_nor_the_plugins(tmp_path: Path) -> No
     assert offending(modules, PLUGIN_PACKAGES) == []
 
 
+def test_plugins_list_with_options_goes_through_the_parser_and_stays_light(tmp_path: Path) -> None:
+    modules = modules_after(tmp_path, "--loglevel", "error", "plugins", "list")
+    assert "typer" in modules
+    assert offending(modules, HEAVY) == []
+    assert plugin_runtime_modules(modules) == []
+
+
 def test_help_imports_no_runtime_client_or_runtime_module(tmp_path: Path) -> None:
     modules = modules_after(tmp_path, "--help")  # rich draws the help panels: allowed here
-    assert offending(modules, ("docker", "podman", "kubernetes", "requests", "grpc", "yaml", "pydantic")) == []
+    assert (
+        offending(modules, ("docker", "podman", "kubernetes", "requests", "grpc", "yaml", "pydantic")) == []
+    )
     assert plugin_runtime_modules(modules) == []
 
 
 def test_version_is_the_same_alone_and_among_other_options() -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tinklet_core", *args], capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "tinklet_core", *args], capture_output=True, text=True, timeout=60
+        )
 
     alone, among = run("--version"), run("--tink", "127.0.0.1:1", "-p", "no:kube", "--version")
     assert (alone.returncode, among.returncode) == (0, 0), (alone.stderr, among.stderr)
@@ -110,7 +120,9 @@ def test_version_is_the_same_alone_and_among_other_options() -> None:
 
 def test_each_lazy_runtime_declares_the_hooks_its_class_implements() -> None:
     loaded = load_plugins()
-    lazy = {name: p.spec.factory for name, p in loaded.runtimes.items() if isinstance(p.spec.factory, LazyFactory)}
+    lazy = {
+        name: p.spec.factory for name, p in loaded.runtimes.items() if isinstance(p.spec.factory, LazyFactory)
+    }
     assert {"docker", "podman", "kube"} <= set(lazy)
     for name, factory in lazy.items():
         assert sorted(factory.hooks) == factory_hooks(factory.resolve()), name
@@ -119,8 +131,11 @@ def test_each_lazy_runtime_declares_the_hooks_its_class_implements() -> None:
 def test_a_docker_worker_imports_the_docker_runtime_but_no_other_runtime(tmp_path: Path) -> None:
     workflow = tmp_path / "wf.yaml"
     workflow.write_text(
-        "name: local\ntasks: [{name: t, actions: [{name: a, image: 'tinklet/busybox:latest', command: ['true']}]}]\n"
+        "name: local\ntasks: [{name: t, actions: [{name: a, image: 'tinklet/busybox:latest',"
+        " command: ['true']}]}]\n"
     )
     modules = modules_after(tmp_path, "run", str(workflow), "--runtime", "docker")
     assert {"docker", "tinklet_docker.runtime", "yaml"} <= modules
-    assert offending(modules, ("podman", "kubernetes", "tinklet_podman.runtime", "tinklet_kube.runtime")) == []
+    assert (
+        offending(modules, ("podman", "kubernetes", "tinklet_podman.runtime", "tinklet_kube.runtime")) == []
+    )

@@ -24,9 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, NoReturn, Optional
-
-import typer
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from tinklet_core import agent_attributes
 from tinklet_core import app as application
@@ -45,6 +43,9 @@ from tinklet_core.log_format import configure_logging
 from tinklet_core.model import Event, State
 from tinklet_core.plugins import LoadedPlugins, describe_plugins, load_plugins, server_transport_names
 from tinklet_core.progress import LiveProgress, state_line
+
+if TYPE_CHECKING:  # imported by build_app: a bare 'tinklet plugins list' runs without typer
+    import typer
 
 EXIT_WORKFLOW_FAILED = 1
 EXIT_USAGE = 2
@@ -74,7 +75,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (TinkletError, UsageError) as exc:
         _fail(str(exc))
     try:
-        command = typer.main.get_command(build_app(loaded, core, plugin_specs))
+        if args in (["plugins", "list"], ["plugins", "list", "--json"]):  # what scripts ask: no parser
+            try:
+                prepared_settings(loaded, core, plugin_specs, None, {})
+            except TinkletError as exc:
+                _fail(str(exc))
+            show_plugins(loaded, as_json=args[-1] == "--json")
+            return
+        app = build_app(loaded, core, plugin_specs)  # imports typer
+        command = typer.main.get_command(app)
         values_as_parsed(command, {spec.key for spec in [*core, *plugin_specs]} | {"plugin"})
         command.main(args=args, prog_name="tinklet")
     except SystemExit:
@@ -230,7 +239,7 @@ def _origin(loaded: LoadedPlugins, plugin: str) -> str:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    typer.echo(f"tinklet: error: {message}", err=True)
+    print(f"tinklet: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 
 
@@ -243,6 +252,8 @@ def _sentence(text: str) -> str:
 
 
 def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
+    import typer
+
     parameters = []
     for spec in specs:
         help_text = _sentence(spec.help)
@@ -299,6 +310,9 @@ def build_app(
     loaded: LoadedPlugins, core: Sequence[OptionSpec], plugin_specs: Sequence[OptionSpec]
 ) -> typer.Typer:
     """The typer application for these plugins."""
+    global typer  # the commands' annotations name typer, and typer resolves them in globals()
+    import typer
+
     specs = [*core, *plugin_specs]
     common = [spec for spec in specs if spec.scope == "common"]
     cli = typer.Typer(
@@ -313,20 +327,15 @@ def build_app(
 
     def settings_for(root_flags: dict[str, Any] | None, flags: dict[str, Any]) -> Settings:
         """Settings from the root command's flags, overridden by a subcommand's own."""
-        merged = dict(root_flags or {})
-        merged.update({key: value for key, value in flags.items() if value not in (None, [])})
-        settings = load_settings(merged, plugin_specs, core=core)
-        configure_logging(settings.loglevel, settings.log_format)
-        for warning in (*loaded.failures, *settings.warnings):
-            log.warning(warning)
-        application.register_core_plugins(loaded, settings)
-        return settings
+        return prepared_settings(loaded, core, plugin_specs, root_flags, flags)
 
     def serve(settings: Settings) -> None:
         application.serve(loaded, settings, _stop_on_signals())
         log.info("tinklet stopped")
 
-    def root(ctx: typer.Context, plugin: list[str] | None = None, version: bool = False, **flags: Any) -> None:
+    def root(
+        ctx: typer.Context, plugin: list[str] | None = None, version: bool = False, **flags: Any
+    ) -> None:
         ctx.obj = flags
         if ctx.invoked_subcommand is not None:
             return
@@ -408,11 +417,7 @@ def build_app(
             settings_for(ctx.find_root().obj, {})
         except TinkletError as exc:
             _fail(str(exc))
-        if as_json:
-            typer.echo(json.dumps(plugins_report(loaded), indent=2))
-            return
-        for line in plugins_table(loaded):
-            typer.echo(line)
+        show_plugins(loaded, as_json)
 
     @cli.command("agent-attributes")
     def show_agent_attributes() -> None:
@@ -430,7 +435,36 @@ def build_app(
     return cli
 
 
+def prepared_settings(
+    loaded: LoadedPlugins,
+    core: Sequence[OptionSpec],
+    plugin_specs: Sequence[OptionSpec],
+    root_flags: dict[str, Any] | None,
+    flags: dict[str, Any],
+) -> Settings:
+    """Settings from the root command's flags, overridden by a subcommand's own; logging is
+    configured, load and settings warnings are logged and the core's plugins registered."""
+    merged = dict(root_flags or {})
+    merged.update({key: value for key, value in flags.items() if value not in (None, [])})
+    settings = load_settings(merged, plugin_specs, core=core)
+    configure_logging(settings.loglevel, settings.log_format)
+    for warning in (*loaded.failures, *settings.warnings):
+        log.warning(warning)
+    application.register_core_plugins(loaded, settings)
+    return settings
+
+
+def show_plugins(loaded: LoadedPlugins, as_json: bool) -> None:
+    """Print what ``tinklet plugins list [--json]`` prints."""
+    text = json.dumps(plugins_report(loaded), indent=2) if as_json else "\n".join(plugins_table(loaded))
+    sys.stdout.write(text + "\n")  # one write, as typer's echo did
+    sys.stdout.flush()
+
+
 def _print_version(value: bool) -> None:
+    import typer
+
+
     if value:
         typer.echo(version_line())
         raise typer.Exit()
@@ -522,7 +556,7 @@ class RunSummary:
         if event.state.is_final:
             self.finals.append(event)
         if self.echo:
-            typer.echo(state_line(event))
+            print(state_line(event), flush=True)
 
     @property
     def succeeded(self) -> bool:

@@ -8,15 +8,12 @@ with its hooks. The runtime's modules and the kubernetes client are imported onl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.lazy_factory import LazyFactory
 from tinklet_core.runtime import RuntimeOption, RuntimeSpec
 from tinklet_kube.defaults import DEFAULT_HELPER_IMAGE, DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT
-
-if TYPE_CHECKING:
-    from tinklet_kube.runtime import KubeRuntime
 
 KUBE_HOOKS = ("tinklet_cleanup_environment", "tinklet_execute_action", "tinklet_prepare_environment")
 

@@ -47,7 +47,6 @@ from tinklet_core.action_failure import CONTAINER_DIR, MAX_REASON_BYTES, MESSAGE
 from tinklet_core.model import Action, RegistryCredentials
 from tinklet_core.proxy import ProxySettings, with_proxy_defaults
 from tinklet_core.runtime import Privilege, PullPolicy
-from tinklet_kube.defaults import DEFAULT_HELPER_IMAGE
 from tinklet_kube.names import label_value
 
 JSON = dict[str, Any]
