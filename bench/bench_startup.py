@@ -10,12 +10,17 @@
    takes a fresh machine; pass the CI figure with ``--suite-seconds S`` to print it in the table.
 
 Wall times are medians of ``--rounds`` rounds; each round runs every command once, in turn, so
-a busy moment of the machine falls on all of them alike. Python's bytecode caches are written
-first (one warm-up run each, with ``PYTHONDONTWRITEBYTECODE`` unset), as an installed wheel
-has them. The idle worker needs the Docker daemon (``DOCKER_HOST`` or the local socket).
+a busy moment of the machine falls on all of them alike. The CPU time (user + system) of each
+command is printed too: on a machine other work shares it varies less than the wall time.
+Python's bytecode caches are written first (one warm-up run each, with
+``PYTHONDONTWRITEBYTECODE`` unset), as an installed wheel has them. ``--baseline DIR`` measures
+another installation's ``DIR/bin/tinklet`` (a virtualenv of another checkout, such as main's) in
+the same rounds and its idle worker after this one's; its commands may fail (an older tinklet
+has no ``--version``: the time to its usage error is what a caller waited). The idle worker
+needs the Docker daemon (``DOCKER_HOST`` or the local socket).
 
-Run: ``.venv/bin/python bench/bench_startup.py [--rounds 9] [--idle-seconds 40] [--suite-seconds S]``
-(about a minute with the defaults).
+Run: ``.venv/bin/python bench/bench_startup.py [--rounds 9] [--idle-seconds 40] [--baseline
+/work/main/.venv] [--suite-seconds S]`` (about a minute with the defaults, two with a baseline).
 """
 
 from __future__ import annotations
@@ -28,13 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-TINKLET = str(BIN / "tinklet")
-CASES = {
-    "python -c pass": [sys.executable, "-c", "pass"],
-    "tinklet --version": [TINKLET, "--version"],
-    "tinklet plugins list": [TINKLET, "plugins", "list"],
-}
+BARE = "python -c pass"
 GOALS = {"tinklet --version": 3.0, "tinklet plugins list": 4.0}
 IDLE_GOAL_MIB = 45.0
 SUITE_GOAL_SECONDS = 600.0
@@ -48,26 +47,41 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def wall_seconds(command: list[str], env: dict[str, str]) -> float:
-    """Wall seconds of one run of ``command``; a failed run stops the bench."""
+def cases(tinklet: str, label: str = "") -> dict[str, list[str]]:
+    """The start-up commands of one installation, named as in issue 21 (``label`` in front)."""
+    return {
+        f"{label}tinklet --version": [tinklet, "--version"],
+        f"{label}tinklet plugins list": [tinklet, "plugins", "list"],
+    }
+
+
+def one_run(command: list[str], env: dict[str, str], must_succeed: bool) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system, from the child's own rusage) and exit code."""
     started = time.perf_counter()
-    result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _pid, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.decode()[-400:]}")
-    return elapsed
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 and must_succeed:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {code}")
+    return elapsed, usage.ru_utime + usage.ru_stime, code
 
 
-def start_up(rounds: int) -> dict[str, float]:
-    """Median wall seconds of each case, the cases interleaved round by round."""
+def start_up(
+    commands: dict[str, list[str]], own: set[str], rounds: int
+) -> dict[str, tuple[float, float, int]]:
+    """Median wall and CPU seconds and the exit code of each command, interleaved round by round."""
     env = child_env()
-    for command in CASES.values():  # warm-up: writes the bytecode caches
-        wall_seconds(command, env)
-    times: dict[str, list[float]] = {name: [] for name in CASES}
+    for name, command in commands.items():  # warm-up: writes the bytecode caches
+        one_run(command, env, name in own)
+    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in commands}
     for _ in range(rounds):
-        for name, command in CASES.items():
-            times[name].append(wall_seconds(command, env))
-    return {name: statistics.median(values) for name, values in times.items()}
+        for name, command in commands.items():
+            runs[name].append(one_run(command, env, name in own))
+    return {
+        name: (statistics.median(r[0] for r in found), statistics.median(r[1] for r in found), found[-1][2])
+        for name, found in runs.items()
+    }
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -80,7 +94,7 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def idle_worker(seconds: float) -> dict[str, float]:
+def idle_worker(tinklet: str, seconds: float) -> dict[str, float]:
     """RSS (MiB) of a docker worker with no work after ``seconds``, its threads, and the CPU
     seconds it used after its first GetAction."""
     from tinklet_core.testing.tink_server import TinkServer
@@ -88,7 +102,7 @@ def idle_worker(seconds: float) -> dict[str, float]:
     agent = "bench-idle"
     with TinkServer([], agent) as server:
         worker = subprocess.Popen(
-            [TINKLET, "--tink", server.address, "--identifier", agent, "--runtime", "docker"],
+            [tinklet, "--tink", server.address, "--identifier", agent, "--runtime", "docker"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=child_env(),
@@ -97,13 +111,11 @@ def idle_worker(seconds: float) -> dict[str, float]:
             started = time.monotonic()
             if not server.wait_until(lambda: bool(server.calls), 30):
                 worker.kill()
-                raise SystemExit(
-                    f"the worker never asked for work: {worker.communicate()[1].decode()[-400:]}"
-                )
+                raise SystemExit(f"{tinklet} never asked for work: {worker.communicate()[1].decode()[-400:]}")
             ticks = _cpu_ticks(worker.pid)
             time.sleep(max(0.0, seconds - (time.monotonic() - started)))
             if worker.poll() is not None:
-                raise SystemExit(f"the worker exited: {worker.communicate()[1].decode()[-400:]}")
+                raise SystemExit(f"{tinklet} exited: {worker.communicate()[1].decode()[-400:]}")
             status = _status(worker.pid)
             cpu = (_cpu_ticks(worker.pid) - ticks) / CLOCK_TICKS
         finally:
@@ -114,36 +126,49 @@ def idle_worker(seconds: float) -> dict[str, float]:
         "anon": int(status["RssAnon"].split()[0]) / 1024,
         "threads": float(status["Threads"]),
         "cpu": cpu,
-        "seconds": seconds,
     }
 
 
 def main() -> None:
     """Print the four figures, each with its ratio to its baseline or goal."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9, help="rounds of the start-up commands")
     parser.add_argument("--idle-seconds", type=float, default=40.0, help="how long the worker idles")
+    parser.add_argument("--baseline", type=Path, help="another virtualenv whose bin/tinklet to measure too")
     parser.add_argument("--suite-seconds", type=float, help="fresh-clone bash .ci/run wall seconds (from CI)")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle worker (no Docker daemon)")
     args = parser.parse_args()
 
-    medians = start_up(args.rounds)
-    base = medians["python -c pass"]
-    print(f"start-up, median of {args.rounds} interleaved rounds (bytecode cached):")
-    print(f"  {'command':<24} {'median s':>9} {'vs python -c pass':>18} {'goal':>7}")
-    for name, seconds in medians.items():
+    tinklet = str(Path(sys.executable).parent / "tinklet")
+    commands = {BARE: [sys.executable, "-c", "pass"], **cases(tinklet)}
+    own = set(commands)
+    if args.baseline is not None:
+        commands.update(cases(str(args.baseline / "bin" / "tinklet"), "baseline: "))
+    medians = start_up(commands, own, args.rounds)
+    base_wall, base_cpu, _ = medians[BARE]
+    print(f"start-up, medians of {args.rounds} interleaved rounds (bytecode cached):")
+    print(f"  {'command':<34} {'wall s':>7} {'ratio':>6} {'cpu s':>7} {'ratio':>6}  goal")
+    for name, (wall, cpu, code) in medians.items():
         goal = GOALS.get(name)
-        verdict = f"<= {goal:.0f}x {'met' if seconds / base <= goal else 'MISSED'}" if goal else ""
-        print(f"  {name:<24} {seconds:>9.3f} {seconds / base:>17.1f}x {verdict}")
-    if not args.no_idle:
-        idle = idle_worker(args.idle_seconds)
-        met = "met" if idle["rss"] <= IDLE_GOAL_MIB else "MISSED"
+        verdict = f"<= {goal:.0f}x {'met' if wall / base_wall <= goal else 'MISSED'}" if goal else ""
+        failed = f"  (exit {code})" if code else ""
         print(
-            f"idle worker (docker, server mode, no work, {idle['seconds']:.0f} s): "
-            f"{idle['rss']:.1f} MiB RSS ({idle['anon']:.1f} anonymous), {idle['threads']:.0f} threads, "
-            f"{idle['cpu']:.2f} s CPU while idle = {idle['rss'] / IDLE_GOAL_MIB:.2f}x the "
-            f"{IDLE_GOAL_MIB:.0f} MiB goal ({met})"
+            f"  {name:<34} {wall:>7.3f} {wall / base_wall:>5.1f}x {cpu:>7.3f} {cpu / base_cpu:>5.1f}x  "
+            f"{verdict}{failed}"
         )
+    if not args.no_idle:
+        installs = [("", tinklet)]
+        if args.baseline is not None:
+            installs.append(("baseline: ", str(args.baseline / "bin" / "tinklet")))
+        for label, path in installs:
+            idle = idle_worker(path, args.idle_seconds)
+            met = "met" if idle["rss"] <= IDLE_GOAL_MIB else "MISSED"
+            print(
+                f"{label}idle worker (docker, server mode, no work, {args.idle_seconds:.0f} s): "
+                f"{idle['rss']:.1f} MiB RSS ({idle['anon']:.1f} anonymous), {idle['threads']:.0f} threads, "
+                f"{idle['cpu']:.2f} s CPU while idle = {idle['rss'] / IDLE_GOAL_MIB:.2f}x the "
+                f"{IDLE_GOAL_MIB:.0f} MiB goal ({met})"
+            )
     if args.suite_seconds is None:
         print("fresh-clone bash .ci/run: not measured here (pass --suite-seconds S from CI; goal 600 s)")
     else:
