@@ -7,6 +7,7 @@ Each command runs in its own interpreter, as the console script does; the module
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -22,9 +23,13 @@ from tinklet_core.plugins import factory_hooks, load_plugins
 HEAVY = ("docker", "podman", "kubernetes", "requests", "urllib3", "grpc", "ssl", "rich", "yaml", "pydantic")
 # The core's modules that only running a workflow needs.
 CORE_RUNTIME = ("tinklet_core.containers", "tinklet_core.transports.grpc_common", "tinklet_core.protocol")
-# Plugin packages (the entry-point modules' packages) and the few light modules their entry points
-# may import; everything else in them is the runtime's, loaded when it is opened.
-PLUGIN_PACKAGES = ("tinklet_docker", "tinklet_podman", "tinklet_kube", "tinklet_prometheus")
+# Plugin packages (those of every installed entry point) and the few light modules their entry
+# points may import; everything else in them is the runtime's, loaded when it is opened.
+PLUGIN_PACKAGES = tuple(
+    sorted(
+        {ep.value.partition(":")[0].split(".")[0] for ep in importlib.metadata.entry_points(group="tinklet")}
+    )
+)
 ENTRY_POINT_HELPERS = ("tinklet_kube.defaults", "tinklet_prometheus.address")
 
 SHOW_MODULES = """
@@ -82,7 +87,8 @@ def test_describing_commands_import_no_client_heavy_library_or_runtime_module(
 
 def test_plugins_list_loads_every_plugin_entry_point_but_nothing_behind_it(tmp_path: Path) -> None:
     modules = modules_after(tmp_path, "plugins", "list")
-    assert {"tinklet_docker", "tinklet_podman", "tinklet_kube"} <= modules  # the entry points did load
+    assert {"tinklet_docker", "tinklet_podman", "tinklet_kube"} <= set(PLUGIN_PACKAGES)
+    assert set(PLUGIN_PACKAGES) <= modules  # every entry point did load
 
 
 def test_version_alone_needs_neither_typer_nor_the_plugins(tmp_path: Path) -> None:
