@@ -25,12 +25,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def core_version() -> str:
     """tinklet's installed version, or ``unknown`` when run from a tree that is not installed."""
-    import importlib.metadata
+    from tinklet_core.installed import version
 
-    try:
-        return importlib.metadata.version("tinklet")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return version("tinklet") or "unknown"
 
 
 def version_line() -> str:
