@@ -1,54 +1,183 @@
-"""Start-up cost of tinklet on an in-memory OS: wall time and peak RSS, against a baseline.
+"""Issue 21's four figures, measured side by side in one run.
 
-Measures, median of N runs each, in one session so the figures are comparable:
-- ``import tinklet_core`` (what every start pays),
-- ``tinklet plugins list`` (entry points of every installed plugin loaded, none opened),
-- the baseline a worker would pay if plugin discovery imported the kubernetes client
-  (``import kubernetes.client`` and touching ``CoreV1Api``), which tinklet never does unless
-  ``--runtime kube`` is chosen.
+1. ``tinklet --version`` wall time against ``python -c pass`` (goal: at most 3x),
+2. ``tinklet plugins list`` wall time against ``python -c pass`` (goal: at most 4x),
+3. the resident memory of an idle worker: docker runtime, server mode (``tinklet --tink
+   127.0.0.1:PORT --identifier ID`` against the in-process test Tink server, which has no work
+   for that agent), read after ``--idle-seconds``, with the CPU it used meanwhile (goal: at most
+   45 MiB, CPU about 0),
+4. the fresh-clone ``bash .ci/run`` wall time (goal: at most 10 minutes): not measured here, it
+   takes a fresh machine; pass the CI figure with ``--suite-seconds S`` to print it in the table.
 
-Run: ``.venv/bin/python bench/bench_startup.py [N]``.
+Wall times are medians of ``--rounds`` rounds; each round runs every command once, in turn, so
+a busy moment of the machine falls on all of them alike. The CPU time (user + system) of each
+command is printed too: on a machine other work shares it varies less than the wall time.
+Python's bytecode caches are written first (one warm-up run each, with
+``PYTHONDONTWRITEBYTECODE`` unset), as an installed wheel has them. ``--baseline DIR`` measures
+another installation's ``DIR/bin/tinklet`` (a virtualenv of another checkout, such as main's) in
+the same rounds and its idle worker after this one's; its commands may fail (an older tinklet
+has no ``--version``: the time to its usage error is what a caller waited). The idle worker
+needs the Docker daemon (``DOCKER_HOST`` or the local socket).
+
+Run: ``.venv/bin/python bench/bench_startup.py [--rounds 9] [--idle-seconds 40] [--baseline
+/work/main/.venv] [--suite-seconds S]`` (about a minute with the defaults, two with a baseline).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-CASES = {
-    "import tinklet_core": [sys.executable, "-c", "import tinklet_core"],
-    "tinklet plugins list": [sys.executable, "-m", "tinklet_core", "plugins", "list"],
-    "baseline: kubernetes client": [sys.executable, "-c", "import kubernetes.client as k; k.CoreV1Api"],
-}
+BARE = "python -c pass"
+GOALS = {"tinklet --version": 3.0, "tinklet plugins list": 4.0}
+IDLE_GOAL_MIB = 45.0
+SUITE_GOAL_SECONDS = 600.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one run of ``command``, from its own rusage."""
+def child_env() -> dict[str, str]:
+    """The environment the commands run in: bytecode caches allowed, as installed."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def cases(tinklet: str, label: str = "") -> dict[str, list[str]]:
+    """The start-up commands of one installation, named as in issue 21 (``label`` in front)."""
+    return {
+        f"{label}tinklet --version": [tinklet, "--version"],
+        f"{label}tinklet plugins list": [tinklet, "plugins", "list"],
+    }
+
+
+def one_run(command: list[str], env: dict[str, str], must_succeed: bool) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system, from the child's own rusage) and exit code."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _pid, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{command} failed with {process.returncode}")
-    return elapsed, usage.ru_maxrss / 1024
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 and must_succeed:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {code}")
+    return elapsed, usage.ru_utime + usage.ru_stime, code
 
 
-def main(runs: int) -> None:
-    """Print the median time and peak memory of each case and its ratio to the baseline."""
-    results = {}
-    for name, command in CASES.items():
-        times, peaks = zip(*(measure(command) for _ in range(runs)), strict=True)
-        results[name] = (statistics.median(times), max(peaks))
-    base_time, base_rss = results["baseline: kubernetes client"]
-    print(f"{'case':<38} {'median s':>9} {'peak MiB':>9} {'time ratio':>11}")
-    for name, (seconds, rss) in results.items():
-        print(f"{name:<38} {seconds:>9.3f} {rss:>9.1f} {seconds / base_time:>10.2f}x")
-    print(f"peak RSS ratio, plugins list / baseline: {results['tinklet plugins list'][1] / base_rss:.2f}x")
+def start_up(
+    commands: dict[str, list[str]], own: set[str], rounds: int
+) -> dict[str, tuple[float, float, int]]:
+    """Median wall and CPU seconds and the exit code of each command, interleaved round by round."""
+    env = child_env()
+    for name, command in commands.items():  # warm-up: writes the bytecode caches
+        one_run(command, env, name in own)
+    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            runs[name].append(one_run(command, env, name in own))
+    return {
+        name: (statistics.median(r[0] for r in found), statistics.median(r[1] for r in found), found[-1][2])
+        for name, found in runs.items()
+    }
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def idle_worker(tinklet: str, seconds: float) -> dict[str, float]:
+    """RSS (MiB) of a docker worker with no work after ``seconds``, its threads, and the CPU
+    seconds it used after its first GetAction."""
+    from tinklet_core.testing.tink_server import TinkServer
+
+    agent = "bench-idle"
+    with TinkServer([], agent) as server:
+        worker = subprocess.Popen(
+            [tinklet, "--tink", server.address, "--identifier", agent, "--runtime", "docker"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=child_env(),
+        )
+        try:
+            started = time.monotonic()
+            if not server.wait_until(lambda: bool(server.calls), 30):
+                worker.kill()
+                raise SystemExit(f"{tinklet} never asked for work: {worker.communicate()[1].decode()[-400:]}")
+            ticks = _cpu_ticks(worker.pid)
+            time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+            if worker.poll() is not None:
+                raise SystemExit(f"{tinklet} exited: {worker.communicate()[1].decode()[-400:]}")
+            status = _status(worker.pid)
+            cpu = (_cpu_ticks(worker.pid) - ticks) / CLOCK_TICKS
+        finally:
+            worker.terminate()
+            worker.communicate(timeout=30)
+    return {
+        "rss": int(status["VmRSS"].split()[0]) / 1024,
+        "anon": int(status["RssAnon"].split()[0]) / 1024,
+        "threads": float(status["Threads"]),
+        "cpu": cpu,
+    }
+
+
+def main() -> None:
+    """Print the four figures, each with its ratio to its baseline or goal."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9, help="rounds of the start-up commands")
+    parser.add_argument("--idle-seconds", type=float, default=40.0, help="how long the worker idles")
+    parser.add_argument("--baseline", type=Path, help="another virtualenv whose bin/tinklet to measure too")
+    parser.add_argument("--suite-seconds", type=float, help="fresh-clone bash .ci/run wall seconds (from CI)")
+    parser.add_argument("--no-idle", action="store_true", help="skip the idle worker (no Docker daemon)")
+    args = parser.parse_args()
+
+    tinklet = str(Path(sys.executable).parent / "tinklet")
+    commands = {BARE: [sys.executable, "-c", "pass"], **cases(tinklet)}
+    own = set(commands)
+    if args.baseline is not None:
+        commands.update(cases(str(args.baseline / "bin" / "tinklet"), "baseline: "))
+    medians = start_up(commands, own, args.rounds)
+    base_wall, base_cpu, _ = medians[BARE]
+    print(f"start-up, medians of {args.rounds} interleaved rounds (bytecode cached):")
+    print(f"  {'command':<34} {'wall s':>7} {'ratio':>6} {'cpu s':>7} {'ratio':>6}  goal")
+    for name, (wall, cpu, code) in medians.items():
+        goal = GOALS.get(name)
+        verdict = f"<= {goal:.0f}x {'met' if wall / base_wall <= goal else 'MISSED'}" if goal else ""
+        failed = f"  (exit {code})" if code else ""
+        print(
+            f"  {name:<34} {wall:>7.3f} {wall / base_wall:>5.1f}x {cpu:>7.3f} {cpu / base_cpu:>5.1f}x  "
+            f"{verdict}{failed}"
+        )
+    if not args.no_idle:
+        installs = [("", tinklet)]
+        if args.baseline is not None:
+            installs.append(("baseline: ", str(args.baseline / "bin" / "tinklet")))
+        for label, path in installs:
+            idle = idle_worker(path, args.idle_seconds)
+            met = "met" if idle["rss"] <= IDLE_GOAL_MIB else "MISSED"
+            print(
+                f"{label}idle worker (docker, server mode, no work, {args.idle_seconds:.0f} s): "
+                f"{idle['rss']:.1f} MiB RSS ({idle['anon']:.1f} anonymous), {idle['threads']:.0f} threads, "
+                f"{idle['cpu']:.2f} s CPU while idle = {idle['rss'] / IDLE_GOAL_MIB:.2f}x the "
+                f"{IDLE_GOAL_MIB:.0f} MiB goal ({met})"
+            )
+    if args.suite_seconds is None:
+        print("fresh-clone bash .ci/run: not measured here (pass --suite-seconds S from CI; goal 600 s)")
+    else:
+        met = "met" if args.suite_seconds <= SUITE_GOAL_SECONDS else "MISSED"
+        print(
+            f"fresh-clone bash .ci/run: {args.suite_seconds:.0f} s = "
+            f"{args.suite_seconds / SUITE_GOAL_SECONDS:.2f}x the {SUITE_GOAL_SECONDS:.0f} s goal ({met})"
+        )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    main()

@@ -20,6 +20,6 @@ def plugin_path(environ: dict[str, str] | os._Environ[str]) -> list[str]:
 
 if __name__ == "__main__":
     sys.path[1:1] = plugin_path(os.environ)  # after the bundle, so a plugin cannot shadow the core
-    from tinklet_core.cli import main
+    from tinklet_core.launch import main  # --version answered before the rest is imported
 
     main()

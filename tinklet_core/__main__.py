@@ -1,5 +1,5 @@
 """``python -m tinklet_core`` is the ``tinklet`` command."""
 
-from tinklet_core.cli import main
+from tinklet_core.launch import main
 
 main()

@@ -23,9 +23,8 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Optional
-
-import typer
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from tinklet_core import agent_attributes
 from tinklet_core import app as application
@@ -45,6 +44,7 @@ from tinklet_core.config import (
     plugin_option_specs,
 )
 from tinklet_core.errors import TinkletError
+from tinklet_core.launch import version_line
 from tinklet_core.log_format import configure_logging
 from tinklet_core.model import Event, State
 from tinklet_core.plugins import (
@@ -55,7 +55,9 @@ from tinklet_core.plugins import (
     server_transport_names,
 )
 from tinklet_core.progress import LiveProgress, state_line
-from tinklet_core.workflow import load_workflow
+
+if TYPE_CHECKING:  # imported by build_app: a bare 'tinklet plugins list' runs without typer
+    import typer
 
 EXIT_WORKFLOW_FAILED = 1
 EXIT_USAGE = 2
@@ -89,12 +91,58 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (TinkletError, UsageError, AgentFlagError) as exc:
         _fail(str(exc))
     try:
-        build_app(loaded, core, plugin_specs)(args=args, prog_name="tinklet")
+        if args in (["plugins", "list"], ["plugins", "list", "--json"]):  # what scripts ask: no parser
+            try:
+                prepared_settings(loaded, core, plugin_specs, None, {})
+            except TinkletError as exc:
+                _fail(str(exc))
+            show_plugins(loaded, plugin_specs, as_json=args[-1] == "--json")
+            return
+        app = build_app(loaded, core, plugin_specs)  # imports typer
+        command = typer.main.get_command(app)
+        values_as_parsed(command, {spec.key for spec in [*core, *plugin_specs]} | {"plugin"})
+        command.main(args=args, prog_name="tinklet")
     except SystemExit:
         raise
     except Exception as exc:  # the last edge: a bug still gets one line, the traceback at debug
         log.debug("unexpected error", exc_info=True)
         _fail(f"unexpected {exc.__class__.__name__}: {exc} (run with --loglevel debug for details)", 70)
+
+
+def values_as_parsed(command: Any, keys: set[str], help_names: Sequence[str] = ()) -> None:
+    """Hand the values of the options named by ``keys`` (the spec-built ones: strings, string
+    lists and on/off flags, converted and checked by :func:`~tinklet_core.config.load_settings`)
+    and of every on/off flag (``--help``, made here with the names the command's contexts give
+    it, and ``--json``) to the command as the parser read them, without typer's own coercion.
+
+    typer builds a pydantic ``TypeAdapter`` for every option it processes, given or not; with
+    ~100 options that import and those adapters were the largest part of every start (pydantic
+    alone ~40-60 ms). A typer without that per-parameter hook (``_runtime_param``) is left as
+    it is: slower, same result."""
+    help_names = (getattr(command, "context_settings", None) or {}).get("help_option_names", help_names)
+    params = [*getattr(command, "params", ())]
+    if help_names and hasattr(command, "get_help_option"):  # made on first use, with these names
+        params.append(command.get_help_option(SimpleNamespace(help_option_names=help_names)))
+    for sub in getattr(command, "commands", {}).values():
+        values_as_parsed(sub, keys, help_names)
+    for param in params:
+        if (param.name in keys or getattr(param, "is_flag", False)) and hasattr(param, "_runtime_param"):
+            param._runtime_param = _AS_PARSED
+
+
+class _AsParsed:
+    """typer's coercion step for a spec-built option: ``None`` (not given) as typer gives it,
+    several values as a list, anything else as parsed."""
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        """The value as the command's callback expects it."""
+        several = param.multiple or param.nargs == -1
+        if value is None:
+            return () if several else None
+        return list(value) if several else value
+
+
+_AS_PARSED = _AsParsed()
 
 
 def _env_plugins() -> list[str]:
@@ -222,7 +270,7 @@ def _origin(loaded: LoadedPlugins, plugin: str) -> str:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    typer.echo(f"tinklet: error: {message}", err=True)
+    print(f"tinklet: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 
 
@@ -235,6 +283,8 @@ def _sentence(text: str) -> str:
 
 
 def _option_parameters(specs: Sequence[OptionSpec]) -> list[inspect.Parameter]:
+    import typer
+
     parameters = []
     for spec in specs:
         help_text = _sentence(spec.help)
@@ -294,6 +344,9 @@ def build_app(
     loaded: LoadedPlugins, core: Sequence[OptionSpec], plugin_specs: Sequence[OptionSpec]
 ) -> typer.Typer:
     """The typer application for these plugins."""
+    global typer  # the commands' annotations name typer, and typer resolves them in globals()
+    import typer
+
     specs = [*core, *plugin_specs]
     common = [spec for spec in specs if spec.scope == "common"]
     cli = typer.Typer(
@@ -308,20 +361,15 @@ def build_app(
 
     def settings_for(root_flags: dict[str, Any] | None, flags: dict[str, Any]) -> Settings:
         """Settings from the root command's flags, overridden by a subcommand's own."""
-        merged = dict(root_flags or {})
-        merged.update({key: value for key, value in flags.items() if value not in (None, [])})
-        settings = load_settings(merged, plugin_specs, core=core)
-        configure_logging(settings.loglevel, settings.log_format)
-        for warning in (*loaded.failures, *settings.warnings):
-            log.warning(warning)
-        application.register_core_plugins(loaded, settings)
-        return settings
+        return prepared_settings(loaded, core, plugin_specs, root_flags, flags)
 
     def serve(settings: Settings) -> None:
         application.serve(loaded, settings, _stop_on_signals())
         log.info("tinklet stopped")
 
-    def root(ctx: typer.Context, plugin: list[str] | None = None, **flags: Any) -> None:
+    def root(
+        ctx: typer.Context, plugin: list[str] | None = None, version: bool = False, **flags: Any
+    ) -> None:
         ctx.obj = flags
         if ctx.invoked_subcommand is not None:
             return
@@ -337,14 +385,24 @@ def build_app(
         metavar="NAME",
         help="Block a plugin with no:NAME, or load a plugin module by its name; works anywhere on the line.",
     )
+    version_option = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print tinklet's version and exit ('tinklet version' adds the plugins').",
+    )
     root_fixed = [
         _parameter("ctx", typer.Context),
         _parameter("plugin", Optional[list[str]], plugin_option),  # noqa: UP045
+        _parameter("version", bool, version_option),
     ]
     cli.callback(invoke_without_command=True)(_with_options(root, root_fixed, specs))
 
     def run(ctx: typer.Context, workflow: str, **flags: Any) -> None:
         """Run a workflow file here, with no Tink server; exit 1 if it did not succeed."""
+        from tinklet_core.workflow import load_workflow  # PyYAML: only tinklet run reads YAML
+
         try:
             settings = settings_for(ctx.obj, flags)
             parsed = load_workflow(Path(workflow), agent_id=settings.identifier or application.LOCAL_AGENT)
@@ -394,11 +452,7 @@ def build_app(
             settings_for(ctx.find_root().obj, {})
         except TinkletError as exc:
             _fail(str(exc))
-        if as_json:
-            typer.echo(json.dumps(plugins_report(loaded, plugin_specs), indent=2))
-            return
-        for line in plugins_table(loaded, plugin_specs):
-            typer.echo(line)
+        show_plugins(loaded, plugin_specs, as_json)
 
     @cli.command("agent-attributes")
     def show_agent_attributes() -> None:
@@ -408,12 +462,48 @@ def build_app(
     @cli.command("version")
     def version() -> None:
         """Print tinklet's version and the installed runtime plugins'."""
-        typer.echo(f"tinklet {_core_version()}")
+        typer.echo(version_line())
         for name, (dist, ver) in sorted(loaded.distributions.items()):
             if dist and dist != "tinklet":
                 typer.echo(f"{dist} {ver} (plugin {name})")
 
     return cli
+
+
+def prepared_settings(
+    loaded: LoadedPlugins,
+    core: Sequence[OptionSpec],
+    plugin_specs: Sequence[OptionSpec],
+    root_flags: dict[str, Any] | None,
+    flags: dict[str, Any],
+) -> Settings:
+    """Settings from the root command's flags, overridden by a subcommand's own; logging is
+    configured, load and settings warnings are logged and the core's plugins registered."""
+    merged = dict(root_flags or {})
+    merged.update({key: value for key, value in flags.items() if value not in (None, [])})
+    settings = load_settings(merged, plugin_specs, core=core)
+    configure_logging(settings.loglevel, settings.log_format)
+    for warning in (*loaded.failures, *settings.warnings):
+        log.warning(warning)
+    application.register_core_plugins(loaded, settings)
+    return settings
+
+
+def show_plugins(loaded: LoadedPlugins, accepted: Sequence[OptionSpec], as_json: bool) -> None:
+    """Print what ``tinklet plugins list [--json]`` prints (``accepted``: the plugin options
+    that were not refused as clashes)."""
+    report = plugins_report(loaded, accepted) if as_json else None
+    text = json.dumps(report, indent=2) if as_json else "\n".join(plugins_table(loaded, accepted))
+    sys.stdout.write(text + "\n")  # one write, as typer's echo did
+    sys.stdout.flush()
+
+
+def _print_version(value: bool) -> None:
+    import typer
+
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
 
 
 def _runtime_command(
@@ -494,15 +584,6 @@ def plugins_table(loaded: LoadedPlugins, accepted: Sequence[OptionSpec] | None =
     return lines
 
 
-def _core_version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("tinklet")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 class RunSummary:
     """Keeps the final states for the closing summary and, with ``echo``, prints each state as a
     plain line as ``tinklet run`` goes (on a terminal :class:`LiveProgress` draws them instead)."""
@@ -517,7 +598,7 @@ class RunSummary:
         if event.state.is_final:
             self.finals.append(event)
         if self.echo:
-            typer.echo(state_line(event))
+            print(state_line(event), flush=True)
 
     @property
     def succeeded(self) -> bool:

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tinklet_core.agent_compat import (
     SECRET_VARIABLES,
     fallback_value,
@@ -400,6 +398,8 @@ def _by_owner(specs: Iterable[OptionSpec], values: Mapping[str, Any]) -> dict[st
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings in a YAML config file, keys normalised to underscores."""
+    import yaml  # only when a config file is given: PyYAML costs every start otherwise
+
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -575,6 +575,8 @@ def _registry_entries(entry: Any, origin: str) -> list[RegistryCredentials]:
 
 def read_registry_file(path: Path, where: str) -> list[Any]:
     """The entries of a registry login file (JSON or YAML; one login or a list). Never echoed."""
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:

@@ -12,7 +12,8 @@ import) is an error.
 
 from __future__ import annotations
 
-import importlib.metadata
+import functools
+import importlib
 import inspect
 import typing
 from collections.abc import Collection, Iterable
@@ -21,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from tinklet_core import hookspecs
+from tinklet_core import hookspecs, installed
 from tinklet_core.builtins import BUILTIN_NAMES
 from tinklet_core.errors import PluginError
 from tinklet_core.options import PluginOption
@@ -141,7 +142,7 @@ def load_plugins(
         if not manager.is_blocked(name):
             _register(loaded, plugin, name)
     if autoload:
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for entry_point in installed.entry_points(ENTRY_POINT_GROUP):  # importlib.metadata, cheaper
             known.add(entry_point.name)
             if manager.is_blocked(entry_point.name) or manager.has_plugin(entry_point.name):
                 continue
@@ -312,11 +313,9 @@ def register_builtin(loaded: LoadedPlugins, plugin: object, name: str) -> bool:
     return True
 
 
+@functools.cache  # every built-in asks for tinklet's: one metadata lookup
 def _version_of(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return installed.version(distribution) or "unknown"
 
 
 def open_runtime(manager: pluggy.PluginManager, spec: RuntimeSpec, settings: RuntimeSettings) -> Runtime:
@@ -381,8 +380,10 @@ def _unique(specs: Iterable[SpecT]) -> list[SpecT]:
 
 def factory_hooks(factory: object) -> list[str]:
     """The hooks a runtime factory's objects (or what a ``tinklet_configure`` returns) implement:
-    read from the class, or from a function's return annotation (``Exporter | None`` too).
-    Never calls the factory."""
+    read from the class, from a function's return annotation (``Exporter | None`` too), or the
+    hooks a :class:`~tinklet_core.lazy_factory.LazyFactory` declares. Never calls the factory."""
+    if isinstance(declared := getattr(factory, "hooks", None), tuple):
+        return sorted(declared)
     if inspect.isclass(factory):
         classes = [factory]
     else:

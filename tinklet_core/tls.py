@@ -17,13 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import socket
-import ssl
-import tempfile
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +28,9 @@ from tinklet_core.errors import ActionInterrupted, ConfigError
 from tinklet_core.markers import hookimpl
 from tinklet_core.redaction import described_value
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # ssl, socket and urllib.request are imported where TLS is used, not at start
+    import ssl
+
     import grpc
 
 log = logging.getLogger("tinklet.tls")
@@ -96,7 +93,9 @@ def ca_location(value: str | None, to_path: Callable[[str], Path | None]) -> CaL
     if parsed.scheme in ("http", "https"):
         return {"ca_url": value.strip()}
     if parsed.scheme == "file":
-        return {"ca_file": Path(urllib.request.url2pathname(parsed.path))}
+        from urllib.request import url2pathname
+
+        return {"ca_file": Path(url2pathname(parsed.path))}
     return {"ca_file": to_path(value)}
 
 
@@ -158,6 +157,8 @@ def _check_certificates(pem: bytes, what: str) -> None:
     text = pem.decode("ascii", "replace")
     if "-----BEGIN CERTIFICATE-----" not in text:
         raise ConfigError(f"{what} holds no PEM certificate")
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         context.load_verify_locations(cadata=text)
@@ -172,6 +173,9 @@ def _check_key_pair(cert_pem: bytes, key_pem: bytes) -> None:
         raise ConfigError("--tls-key file holds no PEM private key")
     if "ENCRYPTED" in text:
         raise ConfigError("--tls-key file is encrypted; gRPC needs an unencrypted private key")
+    import ssl
+    import tempfile
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     with tempfile.TemporaryDirectory(prefix="tinklet-tls-") as directory:
         cert_path, key_path = Path(directory) / "cert.pem", Path(directory) / "key.pem"
@@ -200,7 +204,9 @@ def _url_shown(url: str) -> str:
 
 def fetch_url(url: str) -> bytes:
     """GET ``url`` (system roots for https) with :data:`CA_FETCH_TIMEOUT`; at most 1 MiB."""
-    with urllib.request.urlopen(url, timeout=CA_FETCH_TIMEOUT) as response:
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=CA_FETCH_TIMEOUT) as response:
         return bytes(response.read(CA_FETCH_MAX_BYTES))
 
 
@@ -209,17 +215,20 @@ def fetch_ca(
 ) -> bytes:
     """The body at ``url``, retried with jittered backoff while the server is unreachable or
     answers 5xx; a 4xx answer or an https certificate failure is a ConfigError (fail closed)."""
+    import ssl
+    from urllib.error import HTTPError, URLError
+
     shown = _url_shown(url)
     delay = _FIRST_RETRY
     warned = False
     while True:
         try:
             body = fetch(url)
-        except urllib.error.HTTPError as exc:
+        except HTTPError as exc:
             if exc.code < 500:
                 raise ConfigError(f"--tls-ca {shown} answered HTTP {exc.code}") from None
             problem = f"HTTP {exc.code}"
-        except urllib.error.URLError as exc:
+        except URLError as exc:
             if isinstance(exc.reason, ssl.SSLError):
                 raise ConfigError(f"--tls-ca {shown}: TLS failed: {_ssl_reason(exc.reason)}") from None
             problem = _reason_words(exc.reason)
@@ -240,7 +249,7 @@ def fetch_ca(
 
 
 def _reason_words(reason: object) -> str:
-    if isinstance(reason, (socket.timeout, TimeoutError)):
+    if isinstance(reason, TimeoutError):  # socket.timeout is TimeoutError
         return "timed out"
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
@@ -281,6 +290,9 @@ def verification_failure(address: str, tls: TlsSettings, timeout: float = 5.0) -
     host, _sep, port = address.rpartition(":")
     if not host or not port.isdigit() or tls.insecure:
         return None
+    import socket
+    import ssl
+
     context = ssl.create_default_context()
     if tls.ca_pem is not None:
         context = ssl.create_default_context(cadata=tls.ca_pem.decode("ascii", "replace"))
@@ -337,6 +349,9 @@ def pin_presented_certificate(
 def presented_certificate(host: str, port: int, timeout: float = CA_FETCH_TIMEOUT) -> tuple[bytes, list[str]]:
     """The leaf certificate ``host:port`` presents, as PEM, unverified, and the names in it
     (DNS and IP subject alternative names, then the common name)."""
+    import socket
+    import ssl
+
     unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE

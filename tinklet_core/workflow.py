@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tinklet_core.errors import WorkflowFileError
 from tinklet_core.model import Action, Volume
 
@@ -83,6 +81,8 @@ def parse_volume(text: str) -> Volume:
 
 def load_workflow(path: Path, agent_id: str = "local") -> Workflow:
     """Read and check a workflow file; errors name the file and the faulty field."""
+    import yaml  # here, not at the top: the gRPC transports use this module's parsers, not YAML
+
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:

@@ -7,13 +7,13 @@ the generated code load only when that transport is chosen.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tinklet_core.hookspecs import hookimpl
+from tinklet_core.lazy_factory import LazyFactory
 from tinklet_core.transports.spec import TransportSettings, TransportSpec
 
 if TYPE_CHECKING:
@@ -23,16 +23,7 @@ if TYPE_CHECKING:
 def lazy_factory(target: str) -> Callable[[TransportSettings], Transport]:
     """A factory for ``"module:callable"`` that imports it only when called and calls it with the
     :class:`TransportSettings` (a transport class's ``from_settings``, or a function)."""
-    module_name, _, attribute = target.partition(":")
-
-    def build(settings: TransportSettings) -> Transport:
-        factory = importlib.import_module(module_name)
-        for name in attribute.split("."):
-            factory = getattr(factory, name)
-        transport: Transport = factory(settings)  # type: ignore[operator]
-        return transport
-
-    return build
+    return LazyFactory(target)
 
 
 def _workflow_file(settings: TransportSettings) -> Transport:

@@ -2,9 +2,11 @@
 containerd's gRPC API (no ``ctr``, no ``nerdctl``), as CaptainOS runs them.
 
 This is the plugin's entry-point module (group ``tinklet``, name ``containerd``). Importing it
-is cheap: it pulls in only tinklet_core and :mod:`tinklet_containerd.runtime`, whose
-:class:`ContainerdRuntime` is the spec's factory. grpc and the generated containerd stubs
-(:mod:`tinklet_containerd.api`) are imported when the runtime is opened. Action execution is
+is cheap, as every tinklet start imports it: it pulls in only the core's plugin records. The
+spec's factory is a :class:`~tinklet_core.lazy_factory.LazyFactory` naming
+:class:`tinklet_containerd.runtime.ContainerdRuntime`, so the runtime module, the core's
+container layer, grpc and the generated containerd stubs (:mod:`tinklet_containerd.api`) are
+imported only when ``--runtime containerd`` is opened. Action execution is
 the core's shared container layer (:mod:`tinklet_core.containers`); this plugin is the engine
 adapter: images (:mod:`~tinklet_containerd.images`, :mod:`~tinklet_containerd.pull`), the OCI
 spec (:mod:`~tinklet_containerd.ocispec`), FIFO output (:mod:`~tinklet_containerd.fifo_output`)
@@ -13,9 +15,14 @@ and nerdctl's json log and labels (:mod:`~tinklet_containerd.jsonlog`).
 
 from __future__ import annotations
 
-from tinklet_containerd.runtime import ContainerdRuntime
+from typing import TYPE_CHECKING, Any
+
 from tinklet_core.hookspecs import hookimpl
+from tinklet_core.lazy_factory import LazyFactory
 from tinklet_core.runtime import RuntimeOption, RuntimeSpec
+
+if TYPE_CHECKING:
+    from tinklet_containerd.runtime import ContainerdRuntime
 
 __all__ = ["OPTIONS", "ContainerdRuntime", "tinklet_runtimes"]
 
@@ -71,4 +78,14 @@ OPTIONS = (
 def tinklet_runtimes() -> list[RuntimeSpec]:
     """One runtime, ``containerd``, with its socket, namespace and related options."""
     summary = "containers on containerd's gRPC API (what CaptainOS runs)"
-    return [RuntimeSpec("containerd", ContainerdRuntime, summary, options=OPTIONS)]
+    factory = LazyFactory("tinklet_containerd.runtime:ContainerdRuntime", hooks=("tinklet_execute_action",))
+    return [RuntimeSpec("containerd", factory, summary, options=OPTIONS)]
+
+
+def __getattr__(name: str) -> Any:
+    """``from tinklet_containerd import ContainerdRuntime`` imports the runtime module only then."""
+    if name == "ContainerdRuntime":
+        from tinklet_containerd.runtime import ContainerdRuntime
+
+        return ContainerdRuntime
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

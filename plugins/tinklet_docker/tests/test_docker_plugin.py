@@ -15,6 +15,7 @@ from tinklet_docker import DockerRuntime, tinklet_runtimes
 from tinklet_docker.engine import tinklet_containers
 
 from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.lazy_factory import LazyFactory
 from tinklet_core.model import State
 from tinklet_core.plugins import describe_plugins, find_runtime, load_plugins, open_runtime
 from tinklet_core.runtime import RuntimeSettings
@@ -28,13 +29,15 @@ def test_listing_the_plugin_does_not_import_docker_py() -> None:
 
 def test_the_spec_names_the_runtime_class_and_its_option() -> None:
     (spec,) = tinklet_runtimes()
-    assert (spec.name, spec.factory) == ("docker", DockerRuntime)
+    assert isinstance(spec.factory, LazyFactory)  # the runtime module is imported when opened
+    assert (spec.name, spec.factory.resolve()) == ("docker", DockerRuntime)
     assert [option.name for option in spec.options] == ["docker-host"]
 
 
 def test_the_entry_point_provides_docker_and_its_hooks_are_listed() -> None:
     loaded = load_plugins()
-    assert find_runtime(loaded.manager, "docker").factory is DockerRuntime
+    factory = find_runtime(loaded.manager, "docker").factory
+    assert isinstance(factory, LazyFactory) and factory.resolve() is DockerRuntime
     (info,) = [info for info in describe_plugins(loaded) if "docker" in info.runtimes]
     assert info.distribution == "tinklet-docker"
     assert "tinklet_execute_action" in info.hooks

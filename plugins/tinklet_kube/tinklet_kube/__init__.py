@@ -1,16 +1,21 @@
 """kube runtime for tinklet: each action runs as a Kubernetes Job.
 
-The entry-point module stays light: it names the runtime, its options and its factory class.
-The kubernetes client is imported only when ``--runtime kube`` is chosen.
+The entry-point module stays light: it names the runtime, its options and a
+:class:`~tinklet_core.lazy_factory.LazyFactory` for :class:`tinklet_kube.runtime.KubeRuntime`
+with its hooks. The runtime's modules and the kubernetes client are imported only when
+``--runtime kube`` is chosen; the option defaults live in :mod:`tinklet_kube.defaults`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from tinklet_core.hookspecs import hookimpl
+from tinklet_core.lazy_factory import LazyFactory
 from tinklet_core.runtime import RuntimeOption, RuntimeSpec
-from tinklet_kube.manifests import DEFAULT_HELPER_IMAGE
-from tinklet_kube.outcome import DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT
-from tinklet_kube.runtime import KubeRuntime
+from tinklet_kube.defaults import DEFAULT_HELPER_IMAGE, DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT
+
+KUBE_HOOKS = ("tinklet_cleanup_environment", "tinklet_execute_action", "tinklet_prepare_environment")
 
 OPTIONS = (
     RuntimeOption(
@@ -61,9 +66,18 @@ def tinklet_runtimes() -> list[RuntimeSpec]:
     return [
         RuntimeSpec(
             name="kube",
-            factory=KubeRuntime,
+            factory=LazyFactory("tinklet_kube.runtime:KubeRuntime", hooks=KUBE_HOOKS),
             summary="run each action as a Kubernetes Job",
             aliases=("kubernetes",),
             options=OPTIONS,
         )
     ]
+
+
+def __getattr__(name: str) -> Any:
+    """``from tinklet_kube import KubeRuntime`` imports the runtime module only then."""
+    if name == "KubeRuntime":
+        from tinklet_kube.runtime import KubeRuntime
+
+        return KubeRuntime
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

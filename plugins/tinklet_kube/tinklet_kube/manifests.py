@@ -55,7 +55,6 @@ FAILURE_VOLUME = "tinkerbell"
 # The native sidecar that carries failure-reason out of the pod (see the module's docstring).
 HELPER_NAME = "failure-reason"
 HELPER_DIR = "/tinklet-failure"
-DEFAULT_HELPER_IMAGE = "busybox:1.36"
 # Waits (``sleep & wait`` so the trap runs at once); on TERM copies the reason file, if it is a
 # regular file and not a symlink, bounded, to the termination message, and exits 0.
 HELPER_SCRIPT = (

@@ -41,6 +41,7 @@ from typing import Any
 
 from tinklet_core.action_failure import MAX_MESSAGE_BYTES, MAX_REASON_BYTES, one_line_text
 from tinklet_core.model import Outcome, State
+from tinklet_kube.defaults import DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT
 from tinklet_kube.manifests import CONTAINER_NAME, HELPER_NAME, TERMINATION_GRACE_SECONDS, has_failure_helper
 from tinklet_kube.watch import WatchEvent
 
@@ -51,8 +52,6 @@ START_FAILURES = frozenset({"CreateContainerConfigError", "CreateContainerError"
 SUCCESS_CONDITIONS = frozenset({"Complete", "SuccessCriteriaMet"})
 FAILURE_CONDITIONS = frozenset({"Failed", "FailureTarget"})
 _PLAIN_REASONS = frozenset({"", "Error", "Completed"})
-DEFAULT_SCHEDULE_LIMIT = 300.0
-DEFAULT_PULL_LIMIT = 60.0
 # After the action failed, how long to wait for the helper's report of failure-reason: the
 # kubelet notices the end (it relists about once a second), stops the helper (it exits at once,
 # at worst after the grace period) and reports its status.

@@ -21,23 +21,18 @@ from tinklet_core.runtime import (
     WorkflowEnvironment,
     wait_for_exit,
 )
+from tinklet_kube.defaults import DEFAULT_HELPER_IMAGE, DEFAULT_PULL_LIMIT, DEFAULT_SCHEDULE_LIMIT
 from tinklet_kube.errors import KubeApiError
 from tinklet_kube.follow import JobFollower
 from tinklet_kube.jobs import DELETE_WAIT_SECONDS, create_or_adopt, delete_and_wait
 from tinklet_kube.manifests import (
-    DEFAULT_HELPER_IMAGE,
     JobOptions,
     has_failure_helper,
     job_manifest,
     unsupported_reason,
 )
 from tinklet_kube.names import job_name
-from tinklet_kube.outcome import (
-    DEFAULT_PULL_LIMIT,
-    DEFAULT_SCHEDULE_LIMIT,
-    Limits,
-    with_action_files,
-)
+from tinklet_kube.outcome import Limits, with_action_files
 from tinklet_kube.pull_secrets import PullSecrets
 from tinklet_kube.retry import ApiRetry
 from tinklet_kube.watch import JSON

@@ -1,9 +1,10 @@
 """The ``podman`` runtime for tinklet: Tinkerbell actions as containers on Podman, daemonless.
 
 This is the plugin's entry-point module (group ``tinklet``, name ``podman``). Importing it is
-cheap: it pulls in only tinklet_core and :mod:`tinklet_podman.runtime`, whose
-:class:`PodmanRuntime` is the spec's factory (a class, so its hooks can be listed without
-opening it). podman-py is imported when the runtime is opened.
+cheap: it pulls in only the core's plugin records. The spec's factory is a
+:class:`~tinklet_core.lazy_factory.LazyFactory` naming :class:`tinklet_podman.runtime.PodmanRuntime`
+and its hooks, so the runtime's modules and podman-py are imported only when the runtime is
+opened.
 
 Action execution is the core's shared container layer (:mod:`tinklet_core.containers`); this
 plugin is the podman-py engine adapter plus what is Podman's own. Where Podman differs from
@@ -31,9 +32,14 @@ Docker, the plugin makes up for it:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tinklet_core.hookspecs import hookimpl
+from tinklet_core.lazy_factory import LazyFactory
 from tinklet_core.runtime import RuntimeOption, RuntimeSpec
-from tinklet_podman.runtime import PodmanRuntime
+
+if TYPE_CHECKING:
+    from tinklet_podman.runtime import PodmanRuntime
 
 __all__ = ["PodmanRuntime", "tinklet_runtimes"]
 
@@ -44,7 +50,7 @@ def tinklet_runtimes() -> list[RuntimeSpec]:
     return [
         RuntimeSpec(
             name="podman",
-            factory=PodmanRuntime,
+            factory=LazyFactory("tinklet_podman.runtime:PodmanRuntime", hooks=("tinklet_execute_action",)),
             summary="containers on Podman (podman-py), starting its own service when none runs",
             options=(
                 RuntimeOption(
@@ -65,3 +71,12 @@ def tinklet_runtimes() -> list[RuntimeSpec]:
             ),
         )
     ]
+
+
+def __getattr__(name: str) -> Any:
+    """``from tinklet_podman import PodmanRuntime`` imports the runtime module only then."""
+    if name == "PodmanRuntime":
+        from tinklet_podman.runtime import PodmanRuntime
+
+        return PodmanRuntime
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
