@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
+import os
+import selectors
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tinklet_core.hookspecs import hookimpl
+from tinklet_core.log_safe import loggable
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.redaction import mask_secret
 
@@ -31,8 +36,13 @@ _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
 HELPER_PREFIX = "docker-credential-"
 HELPER_TIMEOUT = 10.0
+#: The most a credential helper may print: a login is a few hundred bytes, an identity token a
+#: few KiB. Past this the helper is stopped and its answer ignored (with a warning naming it).
+HELPER_OUTPUT_LIMIT = 64 * 1024
 #: The ``Username`` a credential helper returns for an identity token rather than a password.
 IDENTITY_TOKEN_USER = "<token>"
+#: How much of a failing helper's output its warning shows.
+HELPER_MESSAGE_LIMIT = 200
 
 
 def normalise_registry(name: str) -> str:
@@ -55,32 +65,65 @@ class DockerConfig:
     creds_store: str | None = None
 
 
-def load_docker_config(path: Path) -> DockerConfig:
-    """The login parts of a docker config; a missing file is empty, a broken one warns and is empty."""
+def load_docker_config(path: Path, problems: list[str] | None = None) -> DockerConfig:
+    """The login parts of a docker config; a missing file is empty. What is wrong with a broken
+    one (not JSON, not an object, ``auths``/``credHelpers`` of the wrong shape) is appended to
+    ``problems`` as one line each, or logged as a warning when ``problems`` is ``None``; the
+    readable parts are still used."""
+    found: list[str] = [] if problems is None else problems
+    config = _parse_docker_config(path, found)
+    if problems is None:
+        for problem in found:
+            log.warning("%s", problem)
+    return config
+
+
+def _parse_docker_config(path: Path, problems: list[str]) -> DockerConfig:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return DockerConfig(path)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not valid JSON"
-        log.warning("ignoring docker config %s: %s", path, reason)
+        problems.append(f"ignoring docker config {path}: {reason}")
         return DockerConfig(path)
     if not isinstance(data, dict):
-        log.warning("ignoring docker config %s: not a JSON object", path)
+        problems.append(f"ignoring docker config {path}: not a JSON object")
         return DockerConfig(path)
-    auths = _mapping(data.get("auths"))
-    helpers = _mapping(data.get("credHelpers"))
+    auths = _section(data, "auths", path, problems)
+    helpers = _section(data, "credHelpers", path, problems)
     store = data.get("credsStore")
+    if store is not None and not isinstance(store, str):
+        problems.append(f"ignoring credsStore in docker config {path}: not a string")
+    kept_auths: dict[str, dict[str, Any]] = {}
+    for key, value in auths.items():
+        if isinstance(value, dict) and not isinstance(value.get("auth", ""), str):
+            problems.append(
+                f"ignoring unreadable login for {loggable(str(key))} in {path}: auth is not a string"
+            )
+        elif isinstance(value, dict):
+            kept_auths[str(key)] = value
+        else:
+            problems.append(
+                f"ignoring unreadable login for {loggable(str(key))} in {path}: not a JSON object"
+            )
     return DockerConfig(
         path,
-        auths={str(key): value for key, value in auths.items() if isinstance(value, dict)},
+        auths=kept_auths,
         cred_helpers={normalise_registry(str(key)): str(value) for key, value in helpers.items() if value},
-        creds_store=str(store) if isinstance(store, str) and store else None,
+        creds_store=store if isinstance(store, str) and store else None,
     )
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _section(data: dict[str, Any], name: str, path: Path, problems: list[str]) -> dict[str, Any]:
+    """``data[name]`` when it is a mapping; ``{}`` (and a problem) when it is something else."""
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"ignoring {name} in docker config {path}: not a JSON object")
+        return {}
+    return value
 
 
 def read_docker_config(path: Path) -> list[RegistryCredentials]:
@@ -116,17 +159,49 @@ def _inline_login(path: Path, registry: str, entry: dict[str, Any]) -> RegistryC
 HelperRunner = Callable[[str, str], "tuple[int, str]"]
 
 
+class HelperOutputTooLong(OSError):
+    """A credential helper printed more than :data:`HELPER_OUTPUT_LIMIT` bytes."""
+
+
 def run_helper(program: str, server: str) -> tuple[int, str]:
-    """Run ``PROGRAM get`` with ``server`` on stdin; its exit code and standard output."""
-    done = subprocess.run(
-        [program, "get"],
-        input=server,
-        capture_output=True,
-        text=True,
-        timeout=HELPER_TIMEOUT,
-        check=False,
-    )
-    return done.returncode, done.stdout
+    """Run ``PROGRAM get`` with ``server`` on stdin; its exit code and standard output (its
+    standard error is discarded). Output past :data:`HELPER_OUTPUT_LIMIT` stops the helper and
+    raises :class:`HelperOutputTooLong`; a helper still running after :data:`HELPER_TIMEOUT` is
+    killed (``subprocess.TimeoutExpired``)."""
+    with subprocess.Popen(
+        [program, "get"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.write(server.encode())
+                process.stdin.close()
+            output = _read_bounded(process.stdout, HELPER_TIMEOUT)
+            code = process.wait(timeout=HELPER_TIMEOUT)
+        except BaseException:
+            process.kill()
+            raise
+    return code, output.decode("utf-8", "replace")
+
+
+def _read_bounded(stream: IO[bytes], timeout: float) -> bytes:
+    """At most :data:`HELPER_OUTPUT_LIMIT` bytes of ``stream`` up to its end, within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise subprocess.TimeoutExpired("credential helper", timeout)
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > HELPER_OUTPUT_LIMIT:
+                raise HelperOutputTooLong(f"printed more than {HELPER_OUTPUT_LIMIT // 1024} KiB")
+            chunks.append(chunk)
 
 
 def helper_login(
@@ -146,6 +221,9 @@ def helper_login(
                 "%s names credential helper %s, which is not installed (not on PATH)", origin, program
             )
             return None
+        except HelperOutputTooLong as exc:
+            log.warning("credential helper %s failed for %s: it %s; ignored", program, registry, exc)
+            return None
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("credential helper %s failed for %s: %s", program, registry, type(exc).__name__)
             return None
@@ -157,7 +235,7 @@ def helper_login(
                 program,
                 registry,
                 code,
-                " ".join(output.split())[:200] or "no output",
+                loggable(" ".join(output.split()), HELPER_MESSAGE_LIMIT) or "no output",
             )
             return None
         return _parse_helper_answer(output, program, registry)
@@ -184,11 +262,12 @@ def _parse_helper_answer(output: str, program: str, registry: str) -> RegistryCr
 
 
 def docker_config_login(
-    path: Path, registry: str, run: HelperRunner = run_helper
+    path: Path, registry: str, run: HelperRunner = run_helper, problems: list[str] | None = None
 ) -> RegistryCredentials | None:
     """The login the docker config at ``path`` gives ``registry`` (normalised), as the docker CLI
-    finds it: ``credHelpers`` entry, else ``credsStore``, else the inline ``auths`` entry."""
-    config = load_docker_config(path)
+    finds it: ``credHelpers`` entry, else ``credsStore``, else the inline ``auths`` entry.
+    What is wrong with the file goes to ``problems`` (see :func:`load_docker_config`)."""
+    config = load_docker_config(path, problems)
     helper = config.cred_helpers.get(registry)
     if helper:
         login = helper_login(helper, registry, f"docker config {path} (credHelpers)", run)
@@ -207,7 +286,12 @@ def docker_config_login(
 
 
 class ConfiguredRegistryCredentials:
-    """Answers ``tinklet_registry_credentials`` from the configured logins, then docker's file."""
+    """Answers ``tinklet_registry_credentials`` from the configured logins, then docker's file.
+
+    The docker config is checked once when this is made (at start, for every runtime alike: a
+    file of the wrong shape is a warning, never an error) and read again at each pull; each
+    problem with it is warned about once.
+    """
 
     def __init__(
         self,
@@ -218,6 +302,17 @@ class ConfiguredRegistryCredentials:
         self._registries = tuple(registries)
         self._docker_config = docker_config
         self._run = run
+        self._warned: set[str] = set()
+        if docker_config is not None:
+            problems: list[str] = []
+            load_docker_config(docker_config, problems)
+            self._warn(problems)
+
+    def _warn(self, problems: Iterable[str]) -> None:
+        for problem in problems:
+            if problem not in self._warned:
+                self._warned.add(problem)
+                log.warning("%s", problem)
 
     @hookimpl(trylast=True)
     def tinklet_registry_credentials(self, registry: str) -> RegistryCredentials | None:
@@ -225,7 +320,9 @@ class ConfiguredRegistryCredentials:
         wanted = normalise_registry(registry)
         found = next((e for e in self._registries if normalise_registry(e.registry) == wanted), None)
         if found is None and self._docker_config is not None:
-            found = docker_config_login(self._docker_config, wanted, self._run)
+            problems: list[str] = []
+            found = docker_config_login(self._docker_config, wanted, self._run, problems)
+            self._warn(problems)
         if found is None:
             log.debug("registry %s: no login found", wanted)
         else:

@@ -12,7 +12,6 @@ container that prints nothing for a minute would break its own output stream.
 
 from __future__ import annotations
 
-import binascii
 import logging
 from contextlib import AbstractContextManager
 from typing import Any
@@ -37,9 +36,6 @@ from tinklet_core.model import RegistryCredentials
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
-
-#: What docker-py raises when it cannot read the logins of ``~/.docker/config.json`` itself.
-UNREADABLE_CONFIG = (binascii.Error, ValueError, UnicodeDecodeError)
 
 log = logging.getLogger("tinklet.docker")
 
@@ -96,15 +92,18 @@ class DockerEngine:
             raise unreachable(f"docker daemon at {url} is not reachable: {reason}", url, exc) from exc
 
     def _client(self, **kwargs: Any) -> Any:
-        """A low-level client. docker-py reads ``~/.docker/config.json`` itself when it builds
-        one (tinklet never uses those logins: every pull passes its own); when that file is
-        broken, warn naming it and build the client without reading it."""
-        try:
-            client = docker.APIClient(base_url=self.url, **kwargs)
-        except UNREADABLE_CONFIG as exc:
-            path = docker.utils.config.find_config_file() or "~/.docker/config.json"
-            log.warning("ignoring docker config %s for docker-py's own reader: %s", path, one_line(exc))
-            client = _ClientWithoutDockerConfig(base_url=self.url, **kwargs)
+        """A low-level client that never reads ``~/.docker/config.json``.
+
+        docker-py reads that file itself when it builds a client, and trusts its shape: ``[]``,
+        ``{"auths": "x"}``, a numeric ``auth``, ``{"proxies": []}`` or ``{"HttpHeaders": "x"}``
+        raise from inside docker-py (at build, or at every request). tinklet uses none of it:
+        each pull passes its login explicitly (the core's registry hook reads the file, and warns
+        about a broken one the same way for every runtime), containers get tinklet's proxy
+        (``use_config_proxy=False``), and docker's detach keys and extra headers are the docker
+        CLI's business. So the client is built with an empty config in place of the file
+        (:class:`_ClientWithoutDockerConfig`).
+        """
+        client = _ClientWithoutDockerConfig(base_url=self.url, **kwargs)
         self._clients.append(client)
         return client
 
