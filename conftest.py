@@ -9,7 +9,19 @@ run one after another on one worker.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """On a worker, ``<basetemp>/gw0`` rather than xdist's ``<basetemp>/popen-gw0`` (before pytest
+    reads it): paths in messages stay as short as in a run without workers, and tests of values
+    shown only up to a length (the file named in an option's error) see the same text."""
+    basetemp = config.option.basetemp
+    if hasattr(config, "workerinput") and basetemp and Path(basetemp).name.startswith("popen-"):
+        config.option.basetemp = str(Path(basetemp).with_name(Path(basetemp).name.removeprefix("popen-")))
 
 
 @pytest.hookimpl(tryfirst=True)
