@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from tinklet_core.testing.pytest_plugin import LOCAL_AGENT_GROUP
 
 PROCESS = ["-p", "tinklet_core.testing.process_runtime"]
 
@@ -165,6 +168,7 @@ def test_version() -> None:
     assert result.stdout.splitlines()[0] == "tinklet 0.1.0"
 
 
+@pytest.mark.xdist_group(LOCAL_AGENT_GROUP)
 def test_a_docker_run_never_imports_the_kubernetes_client(tmp_path: Path) -> None:
     action = {"name": "a", "image": "tinklet/busybox:latest", "command": ["true"]}
     path = write_workflow(tmp_path / "wf.yaml", action)

@@ -34,6 +34,7 @@ import pytest
 
 from tinklet_core.model import State
 from tinklet_core.testing.certs import TestPki, make_test_pki
+from tinklet_core.testing.pytest_plugin import LOCAL_AGENT_GROUP
 from tinklet_core.testing.tink_server import Report, TinkServer
 from tinklet_core.workflow import parse_workflow
 
@@ -311,6 +312,7 @@ def _child_pids(pid: int) -> list[int]:
         return []
 
 
+@pytest.mark.xdist_group(LOCAL_AGENT_GROUP)
 @pytest.mark.skipif(bool(_runtime_missing("podman")), reason=_runtime_missing("podman") or "")
 def test_the_private_podman_service_never_sees_the_logins(tmp_path: Path, home: Path) -> None:
     if Path("/run/podman/podman.sock").exists():

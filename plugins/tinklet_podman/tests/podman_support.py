@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,8 @@ from tinklet_core.runtime import ActionContext, RuntimeSettings
 
 TEST_CONF = "/etc/containers/tinklet-test.conf"
 IMAGE = "tinklet/busybox:latest"
-AGENT = "podman-plugin-tests"
+AGENT = f"podman-plugin-tests-{uuid.uuid4().hex[:8]}"
+"""This process's test agent: pytest-xdist workers run these files side by side on one Podman."""
 
 
 def podman(*args: str, check: bool = True, env: dict[str, str] | None = None) -> str:

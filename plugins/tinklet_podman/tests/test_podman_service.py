@@ -64,6 +64,18 @@ def command_line(pid: int) -> str:
         return ""
 
 
+@pytest.fixture
+def own_tempdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short temporary directory of this test's own as ``tempfile``'s default, so that the
+    private directories of runtimes in tests running side by side are not taken for ours."""
+    directory = Path(tempfile.mkdtemp(prefix="tk-"))
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def private_dirs() -> set[str]:
     """The private socket directories tinklet made in the temporary directory."""
     return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith("tinklet-podman-")}
@@ -147,6 +159,7 @@ def test_without_a_socket_tinklet_starts_and_stops_its_own_service(
     assert "stopped the podman system service" in caplog.text
 
 
+@pytest.mark.usefixtures("own_tempdir")
 def test_a_missing_podman_binary_is_a_one_line_error(tmp_path: Path) -> None:
     nothing_usual_answers()
     before = private_dirs()
@@ -170,6 +183,7 @@ def test_a_service_that_exits_reports_its_stderr(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
+@pytest.mark.usefixtures("own_tempdir")
 def test_a_service_that_never_answers_is_stopped(tmp_path: Path) -> None:
     marker = "987.654"
     fake = tmp_path / "fake-podman"
