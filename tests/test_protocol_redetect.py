@@ -40,9 +40,9 @@ def run_next(transport: AutoTransport, timeout: float) -> Action:
     """Ask like the worker does (errors while the server is away are retried) until an action
     comes; report it RUNNING, then SUCCESS."""
     action = _read_until_action(transport, timeout)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     transport.write(Event(action, State.RUNNING, started_at=started))
-    transport.write(Event(action, State.SUCCESS, started, dt.datetime.now(dt.timezone.utc)))
+    transport.write(Event(action, State.SUCCESS, started, dt.datetime.now(dt.UTC)))
     return action
 
 
@@ -124,7 +124,9 @@ def test_a_worker_runs_the_next_workflow_over_v1_after_its_v2_server_is_replaced
         command = [sys.executable, "-m", "tinklet_core", "--tink", address, "--identifier", AGENT,
                    *PROCESS, "--protocol", "auto", "--max-backoff", "0.5"]  # fmt: skip
         env = {**os.environ, "TINKLET_DISABLE_PLUGIN_AUTOLOAD": ""}
-        worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        worker = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         try:
             assert v2.wait_until(lambda: v2.workflow_state("wf-v2") is State.SUCCESS, timeout=60)
             done = len(v2.calls)  # then "no work now" a few times: still v2
@@ -134,7 +136,9 @@ def test_a_worker_runs_the_next_workflow_over_v1_after_its_v2_server_is_replaced
             raise
     try:
         time.sleep(1.5)  # the outage: the worker finds nobody and keeps asking
-        with TinkServer([one_action("wf-v1", ["echo", "over-v1"])], AGENT, protocol="v1", port=port_of(address)) as v1:
+        with TinkServer(
+            [one_action("wf-v1", ["echo", "over-v1"])], AGENT, protocol="v1", port=port_of(address)
+        ) as v1:
             ran = v1.wait_until(lambda: v1.workflow_state("wf-v1") is State.SUCCESS, timeout=60)
             assert v1.wait_until(lambda: len(v1.calls) >= len(v1.reports) + 3, timeout=20)  # idle again
             code, output = terminate(worker)
