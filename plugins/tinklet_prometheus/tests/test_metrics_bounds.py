@@ -34,6 +34,7 @@ IDLE_WORKFLOW = parse_workflow(
 HEAD_START = b"GET /metrics HTTP/1.1\r\nHost: victim\r\n"
 HEADER_LINE = b"X-Filler: " + b"a" * 60_000 + b"\r\n"  # under the 64 KiB line limit of http.server
 CUT_OFF_BY = 1024 * 1024  # a cut-off within 1 MiB; the old server took ~6 MB per connection
+PIECE = 4096
 HEAD_SECONDS = 5.0  # the server's bound for a request head to arrive
 METRICS_CONTENT = "text/plain; version=0.0.4"
 
@@ -85,22 +86,29 @@ def started(tink: str, *extra: str) -> tuple[Worker, str]:
     return worker, base
 
 
-def connect(base: str) -> socket.socket:
+def connect(base: str, send_buffer: int = 0) -> socket.socket:
+    """A connection to ``base``; with ``send_buffer``, a fixed send buffer that size (no
+    autotuning, so bytes sent are close to bytes the server's side took)."""
     host, port = base.removeprefix("http://").rsplit(":", 1)
-    return socket.create_connection((host, int(port)), timeout=10)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    sock.settimeout(10)
+    sock.connect((host, int(port)))
+    return sock
 
 
 def bytes_sent_until_cut_off(base: str) -> tuple[int, bytes]:
     """Send a request head that never ends, in small pieces: how many bytes went out before the
     server answered or closed (a send or a read fails), and the start of its answer if any."""
     sent = 0
-    with connect(base) as sock:
+    with connect(base, send_buffer=PIECE) as sock:
         try:
             sock.sendall(HEAD_START)
             while sent < 8 * CUT_OFF_BY:
-                for start in range(0, len(HEADER_LINE), 4096):
-                    sock.sendall(HEADER_LINE[start : start + 4096])
-                    sent += min(4096, len(HEADER_LINE) - start)
+                for start in range(0, len(HEADER_LINE), PIECE):
+                    sock.sendall(HEADER_LINE[start : start + PIECE])
+                    sent += min(PIECE, len(HEADER_LINE) - start)
                     if select.select([sock], [], [], 0)[0]:
                         return sent, sock.recv(64)
         except OSError:  # reset or broken pipe: the server closed it
