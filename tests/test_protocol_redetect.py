@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import pytest
 
 from tinklet_core.errors import TransportError
 from tinklet_core.model import Action, Event, State
+from tinklet_core.testing.runtime_suite import RuntimeBehaviourSuite
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.transports.auto import AutoTransport
 from tinklet_core.workflow import Workflow, parse_workflow
@@ -108,13 +108,7 @@ def test_no_work_now_never_makes_auto_detect_again(caplog: pytest.LogCaptureFixt
 
 
 def terminate(process: subprocess.Popen[str]) -> tuple[int, str]:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        output, _ = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
+    output = RuntimeBehaviourSuite.stop_worker(process)
     return process.returncode, output
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import select
-import signal
 import socket
 import struct
 import subprocess
@@ -18,7 +17,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from prometheus_support import free_port, get, start_worker, wait_for
+from prometheus_support import free_port, get, start_worker, stop_worker, wait_for
 
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
@@ -39,49 +38,19 @@ HEAD_SECONDS = 5.0  # the server's bound for a request head to arrive
 METRICS_CONTENT = "text/plain; version=0.0.4"
 
 
-class Worker:
-    """A worker process with metrics whose output is collected while it runs."""
-
-    def __init__(self, tink: str, metrics: int | str, *extra: str) -> None:
-        self.process = start_worker(tink, AGENT, metrics, *extra)
-        self._lines: list[str] = []
-        self._reader = threading.Thread(target=self._collect, daemon=True)
-        self._reader.start()
-
-    def _collect(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self._lines)
-
-    def stop(self) -> tuple[int, str]:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._reader.join(10)
-        return self.process.returncode, self.output
-
-
 @pytest.fixture
 def tink() -> Iterator[str]:
     with TinkServer([IDLE_WORKFLOW], "someone-else") as server:
         yield server.address
 
 
-def started(tink: str, *extra: str) -> tuple[Worker, str]:
+def started(tink: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
     """A worker serving metrics on a free loopback port, up and answering: ``(worker, base url)``."""
     port = free_port()
-    worker = Worker(tink, port, *extra)
+    worker = start_worker(tink, AGENT, port, *extra)
     base = f"http://127.0.0.1:{port}"
     if not wait_for(lambda: get(f"{base}/metrics")[0] == 200, timeout=30):
-        print(worker.stop()[1])
+        print(stop_worker(worker)[1])
         raise AssertionError("the metrics endpoint never answered")
     return worker, base
 
@@ -152,7 +121,7 @@ def test_headers_sent_forever_are_cut_off_and_metrics_still_answer(tink: str) ->
         status, body = get(f"{base}/metrics")
         assert status == 200 and "tinklet_worker_up" in body
     finally:
-        code, output = worker.stop()
+        code, output = stop_worker(worker)
     assert code == 0, output
     assert "Traceback" not in output, output
 
@@ -179,7 +148,7 @@ def test_silent_connections_are_closed_and_never_lock_a_scraper_out(tink: str) -
     finally:
         for sock in silent:
             sock.close()
-        code, output = worker.stop()
+        code, output = stop_worker(worker)
     assert code == 0, output
 
 
@@ -200,7 +169,7 @@ def test_resets_print_no_traceback_and_the_json_log_stays_json(tink: str) -> Non
         status, _body = get(f"{base}/metrics")
         assert status == 200
     finally:
-        code, output = worker.stop()
+        code, output = stop_worker(worker)
     assert code == 0, output
     assert "Traceback" not in output, output
     lines = [line for line in output.splitlines() if line.strip()]
@@ -222,21 +191,24 @@ def test_a_request_head_over_the_bound_is_answered_431(tink: str) -> None:
             assert sock.recv(64).startswith(b"HTTP/1.1 431 ")
         assert get(f"{base}/metrics")[0] == 200
     finally:
-        worker.stop()
+        stop_worker(worker)
 
 
 def test_the_readme_ipv6_form_serves_and_logs_the_real_port(tink: str) -> None:
-    worker = Worker(tink, "[::1]:0")
+    worker = start_worker(tink, AGENT, "[::1]:0")
+    assert worker.stdout is not None
+    seen = ""
     try:
         serving = re.compile(r"serving metrics on http://\[::1\]:(\d+)/metrics")
-        assert wait_for(lambda: serving.search(worker.output) is not None, timeout=30), worker.output
-        match = serving.search(worker.output)
-        assert match is not None
+        while (match := serving.search(seen)) is None:
+            line = worker.stdout.readline()  # the worker logs the line, or fails and exits
+            assert line, seen
+            seen += line
         port = int(match.group(1))
         assert port != 0
         status, body = get(f"http://[::1]:{port}/metrics")
         assert status == 200 and "tinklet_worker_up" in body
     finally:
-        code, output = worker.stop()
-    assert code == 0, output
-    assert "not supported" not in output
+        code, output = stop_worker(worker)
+    assert code == 0, seen + output
+    assert "not supported" not in seen + output
