@@ -6,6 +6,11 @@ protocol — an action, "no action now" (NOT_FOUND, FAILED_PRECONDITION), even a
 action — settles the choice, which is logged once. A server that cannot be reached (down at
 start, TLS trouble) settles nothing: the error goes to the worker, which backs off and asks
 again, and detection carries on where it was once the server answers.
+
+A chosen protocol is not forever: when the server later answers UNIMPLEMENTED to it (another
+generation now runs behind the same address, say v2 replaced by v1 during an outage), detection
+starts again from the first candidate and the new choice is logged once as a change. Only
+UNIMPLEMENTED does this; "no work now" and an unreachable server keep the choice.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class AutoTransport:
         self._index = 0
         self._current: Transport | None = None
         self._chosen: str | None = None
+        self._given_up: str | None = None  # the protocol the server stopped speaking, while re-detecting
 
     @classmethod
     def for_server(
@@ -109,7 +115,10 @@ class AutoTransport:
         of detection) when it speaks none of the candidates.
         """
         if self._chosen is not None:
-            return self._open().read()
+            try:
+                return self._open().read()
+            except UnsupportedProtocol:
+                self._detect_again()
         while True:
             name = self._candidates[self._index][0]
             try:
@@ -150,7 +159,21 @@ class AutoTransport:
         if current is not None:
             current.close()
 
+    def _detect_again(self) -> None:
+        """The chosen protocol is answered UNIMPLEMENTED now: forget it, start from the first."""
+        self._close_current()
+        self._given_up = self._given_up or self._chosen
+        self._chosen = None
+        self._index = 0
+
     def _choose(self, name: str) -> None:
-        if self._chosen is None:
-            self._chosen = name
+        if self._chosen is not None:
+            return
+        self._chosen = name
+        before, self._given_up = self._given_up, None
+        if before == name:
+            return  # the same generation answers again: nothing changed
+        if before is None:
             _log.info("tink server %s speaks protocol %s", self._target, name)
+        else:
+            _log.warning("tink server %s speaks protocol %s now (was %s)", self._target, name, before)

@@ -26,13 +26,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_worker(tink: str, agent: str, metrics_port: int, *extra: str) -> subprocess.Popen[str]:
-    """``tinklet`` on the process runtime for ``agent`` at ``tink``, with metrics and the pull
-    reporter plugin."""
+def start_worker(tink: str, agent: str, metrics: int | str, *extra: str) -> subprocess.Popen[str]:
+    """``tinklet`` on the process runtime for ``agent`` at ``tink``, with metrics (a loopback
+    port, or a whole ``--metrics-address``) and the pull reporter plugin."""
+    address = metrics if isinstance(metrics, str) else f"127.0.0.1:{metrics}"
     command = [
         sys.executable, "-m", "tinklet_core", "-p", PROCESS, "-p", "pull_reporter",
         "--runtime", "process", "--protocol", "v2", "--tink", tink, "--identifier", agent,
-        "--max-backoff", "0.3", "--metrics-address", f"127.0.0.1:{metrics_port}", *extra,
+        "--max-backoff", "0.3", "--metrics-address", address, *extra,
     ]  # fmt: skip
     path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
     environ = {**os.environ, "PYTHONPATH": path}

@@ -7,8 +7,6 @@ live in this exporter's own registry, so two exporters in one process never shar
 from __future__ import annotations
 
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,13 +20,14 @@ from prometheus_client import (
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.model import Action, Event, PullPhase, PullProgress, State
 from tinklet_prometheus.health import Health
+from tinklet_prometheus.http_server import Answer, BoundedHttpServer
 
 log = logging.getLogger("tinklet.prometheus")
 LABELS = ("runtime", "protocol")
 FINAL_STATES = (State.SUCCESS, State.FAILED, State.TIMEOUT)
 ACTION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
 PULL_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, float("inf"))
-SHUTDOWN_POLL = 0.05  # seconds; how soon close() stops the HTTP server
+TEXT = "text/plain; charset=utf-8"
 
 
 class Metrics:
@@ -78,21 +77,24 @@ class Exporter:
         self._labels: tuple[str, str] = ("", "")
         self._pulls: dict[tuple[str, str], float] = {}
         try:
-            self._server = ThreadingHTTPServer((host, port), _handler(self))
-        except OSError as exc:
+            self._server = BoundedHttpServer(host, port, self.answer)
+        except OSError as exc:  # socket.gaierror too; its words, never the address itself
             raise OSError(f"cannot serve metrics on --metrics-address: {exc.strerror or exc}") from None
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(SHUTDOWN_POLL,), name="tinklet-metrics", daemon=True
-        )
-        self._thread.start()
-        bound_host, bound_port = self._server.server_address[:2]
-        log.info("serving metrics on http://%s:%s/metrics (also /healthz, /readyz)", bound_host, bound_port)
+        log.info("serving metrics on %s (also /healthz, /readyz)", self._server.url("/metrics"))
 
     @property
     def port(self) -> int:
         """The port served (useful when asked for port 0)."""
-        return int(self._server.server_address[1])
+        return self._server.port
+
+    def answer(self, path: str) -> Answer:
+        """What a GET of ``path`` answers: the metrics, a health check, or 404."""
+        if path == "/metrics":
+            return 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST
+        if path in ("/healthz", "/readyz"):
+            ok, why = self.health.live() if path == "/healthz" else self.health.ready()
+            return (200 if ok else 503), f"{'ok' if ok else 'not ok'}: {why}\n".encode(), TEXT
+        return 404, b"not found: try /metrics, /healthz or /readyz\n", TEXT
 
     @hookimpl
     def tinklet_worker_state(self, running: bool, runtime: str, protocol: str) -> None:
@@ -158,31 +160,4 @@ class Exporter:
 
     def close(self) -> None:
         """Stop serving (called when tinklet exits)."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-
-def _handler(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._answer(200, generate_latest(exporter.metrics.registry), CONTENT_TYPE_LATEST)
-            elif path in ("/healthz", "/readyz"):
-                ok, why = exporter.health.live() if path == "/healthz" else exporter.health.ready()
-                self._answer(200 if ok else 503, f"{'ok' if ok else 'not ok'}: {why}\n".encode())
-            else:
-                self._answer(404, b"not found: try /metrics, /healthz or /readyz\n")
-
-        def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Scrapes are not worth a log line each."""
-
-    return Handler
+        self._server.close()
