@@ -1,0 +1,132 @@
+"""Registry logins given to tinklet: from ``--registry``, ``--registry-file``, ``TINKLET_REGISTRY``
+and the config file's ``registry`` key (``@FILE`` entries read from a file), merged one per
+registry, and the advice about where they are kept (visible in ``ps``, a file others can read).
+Errors and warnings never echo a login.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tinklet_core.agent_compat import launcher_registry_login
+from tinklet_core.errors import ConfigError
+from tinklet_core.model import RegistryCredentials
+from tinklet_core.option_specs import CORE_OPTIONS, value_from_env
+from tinklet_core.redaction import described_value
+from tinklet_core.registry_auth import normalise_registry
+
+
+def registry_logins(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    file_values: Mapping[str, Any],
+    registry_file: str | None,
+) -> tuple[RegistryCredentials, ...]:
+    """Registry logins from every source, merged: one login per registry, the first source wins.
+
+    Sources in order: ``--registry`` flags, ``--registry-file``, ``TINKLET_REGISTRY``, the config
+    file's ``registry`` key (the docker config is asked later, by the registry hook). An entry
+    ``@FILE`` stands for the logins in FILE. Each login remembers its source, for the debug log.
+    """
+    spec = next(spec for spec in CORE_OPTIONS if spec.key == "registry")
+    sources: list[tuple[str, Any]] = []
+    if flags.get("registry"):
+        sources.append(("--registry", flags["registry"]))
+    if registry_file:
+        sources.append(("--registry-file", [f"@{registry_file}"]))
+    if spec.env in environ:
+        sources.append((spec.env, value_from_env(spec, environ[spec.env])))
+    if file_values.get("registry") is not None:
+        sources.append(("config key 'registry'", file_values["registry"]))
+    logins: list[RegistryCredentials] = []
+    for origin, value in sources:
+        for entry in value if isinstance(value, (list, tuple)) else [value]:
+            logins.extend(_registry_entries(entry, origin))
+    return merge_logins([*logins, *launcher_registry_login(environ)])
+
+
+def registry_warnings(flags: Mapping[str, Any], registry_file: str | None) -> tuple[str, ...]:
+    """Advice about where logins are kept: a command-line password is visible in ``ps``, a login
+    file readable by other users is not private."""
+    found = []
+    entries = flags.get("registry") or ()
+    if any(not str(entry).strip().startswith("@") for entry in entries):
+        found.append(
+            "--registry on the command line is visible to every user of this machine (ps); "
+            "prefer --registry-file or --registry @FILE"
+        )
+    files = [Path(registry_file).expanduser()] if registry_file else []
+    files += [
+        Path(str(entry).strip()[1:]).expanduser() for entry in entries if str(entry).strip().startswith("@")
+    ]
+    for path in files:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & 0o077:
+                found.append(f"registry login file {path} is readable by other users; chmod 600 it")
+    return tuple(found)
+
+
+def merge_logins(logins: Iterable[RegistryCredentials]) -> tuple[RegistryCredentials, ...]:
+    """The first login for each registry (names compared after normalising), in order."""
+    merged: dict[str, RegistryCredentials] = {}
+    for login in logins:
+        merged.setdefault(normalise_registry(login.registry), login)
+    return tuple(merged.values())
+
+
+def _registry_entries(entry: Any, origin: str) -> list[RegistryCredentials]:
+    """The logins of one entry: a JSON object, a mapping, or ``@FILE`` (a login or a list)."""
+    if isinstance(entry, str) and entry.strip().startswith("@"):
+        path = Path(entry.strip()[1:]).expanduser()
+        where = f"{origin}: file {described_value('path', str(path))}"
+        return [_registry(item, where) for item in read_registry_file(path, where)]
+    return [_registry(entry, origin)]
+
+
+def read_registry_file(path: Path, where: str) -> list[Any]:
+    """The entries of a registry login file (JSON or YAML; one login or a list). Never echoed."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{where} is not valid JSON or YAML{line}") from None
+    if data is None:
+        return []
+    return data if isinstance(data, list) else [data]
+
+
+def _registry(entry: Any, origin: str = "--registry") -> RegistryCredentials:
+    """One registry login; keys in any case (``Name``/``User``/``Pass`` as the Go tinklet documents).
+
+    Errors never echo the entry, which holds a password.
+    """
+    if isinstance(entry, str):
+        try:
+            entry = json.loads(entry)
+        except ValueError:
+            raise ConfigError(f"{origin}: an entry is not valid JSON") from None
+    if not isinstance(entry, dict):
+        raise ConfigError(
+            f'{origin}: an entry must be a JSON object like {{"name": ..., "user": ..., "password": ...}}'
+        )
+    fields = {str(key).lower(): value for key, value in entry.items()}
+    name = _first(fields, "name", "registry")
+    user = _first(fields, "user", "username")
+    password = _first(fields, "password", "pass")
+    if not name or user is None or password is None:
+        shown = described_value("name", name) if name else "'?'"
+        raise ConfigError(f"{origin}: entry for {shown} needs name, user and password")
+    return RegistryCredentials(registry=str(name), username=str(user), password=str(password), source=origin)
+
+
+def _first(fields: Mapping[str, Any], *keys: str) -> Any:
+    return next((fields[key] for key in keys if fields.get(key) is not None), None)
