@@ -29,7 +29,7 @@ from tinklet_core.option_specs import (
     value_from_env,
 )
 from tinklet_core.proxy import ProxySettings
-from tinklet_core.redaction import described_value, option_error
+from tinklet_core.redaction import described_value, has_url_password, option_error
 from tinklet_core.registry_logins import (
     merge_logins,
     read_registry_file,
@@ -149,10 +149,14 @@ def load_settings(
     file_values = read_config_file(Path(config_path)) if config_path else {}
     known = {key for spec in specs for key in (spec.key, *(a.replace("-", "_") for a in spec.aliases))}
     warnings = repeated + tuple(
-        f"{config_path}: unknown setting {key!r} ignored" for key in file_values if key not in known
+        f"{described_value('config', config_path, path=True)}: unknown setting "
+        f"{described_value('setting', key)} ignored"
+        for key in file_values
+        if key not in known
     )
     values = {spec.key: _resolve(spec, flags, environ, file_values) for spec in specs}
-    warnings += registry_warnings(flags, values["registry_file"])
+    warnings += registry_warnings(flags, values["registry_file"], environ, file_values)
+    warnings += proxy_warnings(flags)
     tls_on, tls_warnings = tls_switch(values, _given("tls", specs, flags, environ, file_values))
     warnings += tls_warnings
     state_dir = _path(values["state_dir"], environ)
@@ -189,6 +193,20 @@ def load_settings(
     )
 
 
+def proxy_warnings(flags: Mapping[str, Any]) -> tuple[str, ...]:
+    """A proxy password on the command line is visible in ``ps``: said so, as for ``--registry``
+    (the password itself is never named)."""
+    found = []
+    for name, variable in (("http-proxy", "HTTP_PROXY"), ("https-proxy", "HTTPS_PROXY")):
+        value = flags.get(name.replace("-", "_"))
+        if isinstance(value, str) and has_url_password(value):
+            found.append(
+                f"--{name} on the command line holds a password visible to every user of this "
+                f"machine (ps); prefer {variable} in the environment or the config file"
+            )
+    return tuple(found)
+
+
 def _last_of_repeated(
     flags: Mapping[str, Any], specs: Sequence[OptionSpec]
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -223,18 +241,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """The settings in a YAML config file, keys normalised to underscores."""
     import yaml  # only when a config file is given: PyYAML costs every start otherwise
 
+    shown = described_value("config", str(path), path=True)
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read config file {shown}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{line}") from None
+        raise ConfigError(f"config file {shown} is not valid YAML{line}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a mapping of option names to values")
+        raise ConfigError(f"config file {shown} must be a mapping of option names to values")
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 

@@ -32,6 +32,45 @@ def registry_logins(
     file's ``registry`` key (the docker config is asked later, by the registry hook). An entry
     ``@FILE`` stands for the logins in FILE. Each login remembers its source, for the debug log.
     """
+    logins: list[RegistryCredentials] = []
+    for origin, entries in _sources(flags, environ, file_values, registry_file):
+        for entry in entries:
+            logins.extend(_registry_entries(entry, origin))
+    return merge_logins([*logins, *launcher_registry_login(environ)])
+
+
+def registry_warnings(
+    flags: Mapping[str, Any],
+    registry_file: str | None,
+    environ: Mapping[str, str] | None = None,
+    file_values: Mapping[str, Any] | None = None,
+) -> tuple[str, ...]:
+    """Advice about where logins are kept: a command-line password is visible in ``ps``, a login
+    file (``--registry-file`` or an ``@FILE`` entry of any source) readable by other users is
+    not private. Neither names a password; a file is named only when its path is safe to show."""
+    found = []
+    if any(not _file_entry(entry) for entry in flags.get("registry") or ()):
+        found.append(
+            "--registry on the command line is visible to every user of this machine (ps); "
+            "prefer --registry-file or --registry @FILE"
+        )
+    sources = _sources(flags, environ or {}, file_values or {}, registry_file)
+    files = [_file_entry(entry) for _origin, entries in sources for entry in entries]
+    for path in dict.fromkeys(path for path in files if path is not None):
+        with contextlib.suppress(OSError, ValueError):
+            if path.stat().st_mode & 0o077:
+                shown = described_value("path", str(path), path=True)
+                found.append(f"registry login file {shown} is readable by other users; chmod 600 it")
+    return tuple(found)
+
+
+def _sources(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    file_values: Mapping[str, Any],
+    registry_file: str | None,
+) -> list[tuple[str, list[Any]]]:
+    """Each source of logins, in order, with its entries: ``(origin, entries)``."""
     spec = next(spec for spec in CORE_OPTIONS if spec.key == "registry")
     sources: list[tuple[str, Any]] = []
     if flags.get("registry"):
@@ -42,32 +81,16 @@ def registry_logins(
         sources.append((spec.env, value_from_env(spec, environ[spec.env])))
     if file_values.get("registry") is not None:
         sources.append(("config key 'registry'", file_values["registry"]))
-    logins: list[RegistryCredentials] = []
-    for origin, value in sources:
-        for entry in value if isinstance(value, (list, tuple)) else [value]:
-            logins.extend(_registry_entries(entry, origin))
-    return merge_logins([*logins, *launcher_registry_login(environ)])
-
-
-def registry_warnings(flags: Mapping[str, Any], registry_file: str | None) -> tuple[str, ...]:
-    """Advice about where logins are kept: a command-line password is visible in ``ps``, a login
-    file readable by other users is not private."""
-    found = []
-    entries = flags.get("registry") or ()
-    if any(not str(entry).strip().startswith("@") for entry in entries):
-        found.append(
-            "--registry on the command line is visible to every user of this machine (ps); "
-            "prefer --registry-file or --registry @FILE"
-        )
-    files = [Path(registry_file).expanduser()] if registry_file else []
-    files += [
-        Path(str(entry).strip()[1:]).expanduser() for entry in entries if str(entry).strip().startswith("@")
+    return [
+        (origin, list(value) if isinstance(value, (list, tuple)) else [value]) for origin, value in sources
     ]
-    for path in files:
-        with contextlib.suppress(OSError):
-            if path.stat().st_mode & 0o077:
-                found.append(f"registry login file {path} is readable by other users; chmod 600 it")
-    return tuple(found)
+
+
+def _file_entry(entry: Any) -> Path | None:
+    """The file an ``@FILE`` entry names, else ``None``."""
+    if isinstance(entry, str) and entry.strip().startswith("@"):
+        return Path(entry.strip()[1:]).expanduser()
+    return None
 
 
 def merge_logins(logins: Iterable[RegistryCredentials]) -> tuple[RegistryCredentials, ...]:
@@ -80,8 +103,8 @@ def merge_logins(logins: Iterable[RegistryCredentials]) -> tuple[RegistryCredent
 
 def _registry_entries(entry: Any, origin: str) -> list[RegistryCredentials]:
     """The logins of one entry: a JSON object, a mapping, or ``@FILE`` (a login or a list)."""
-    if isinstance(entry, str) and entry.strip().startswith("@"):
-        path = Path(entry.strip()[1:]).expanduser()
+    path = _file_entry(entry)
+    if path is not None:
         where = f"{origin}: file {described_value('path', str(path))}"
         return [_registry(item, where) for item in read_registry_file(path, where)]
     return [_registry(entry, origin)]
