@@ -31,6 +31,9 @@ MASK = "***"
 SECRET_OPTIONS = frozenset({"registry", "registry_file", "tls_key"})
 MAX_SHOWN = 80
 MAX_SHOWN_PATH = 200
+_RUN = 12  # a piece of a hidden value this long left in a message hides the whole message
+HIDDEN_DETAILS = "(details not shown: they repeat the value given)"
+_MIN_HIDDEN_PART = 4  # shorter lines of a hidden value (a blank, a brace) are not masked
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")
 _MIN_TRUNCATED = 4
 _MAX_DEPTH = 3
@@ -150,6 +153,37 @@ def described_value(key: str, value: Any, path: bool = False) -> str:
     if isinstance(value, (str, bytes)):
         return f"the value given ({len(value):,} characters, not shown)"
     return "the value given"
+
+
+def without_value(text: str, key: str, value: str) -> str:
+    """``text`` (a library's error about an option's ``value``, which it may quote whole, split,
+    or URL-encoded) with the part of ``value`` :func:`described_value` would not show masked:
+    nothing for a path shown as is, a URL's password, else the value and each of its lines."""
+    if described_value(key, value, path=True) == value:
+        return text
+    if has_url_password(value):
+        return mask_secret(text, _url_password(value))
+    for part in sorted({value, *value.splitlines()}, key=len, reverse=True):
+        if len(part.strip()) >= _MIN_HIDDEN_PART:
+            text = mask_secret(text, part.strip())
+    return HIDDEN_DETAILS if _shares_a_run(text, value) else text
+
+
+def _shares_a_run(text: str, value: str) -> bool:
+    """True when ``text`` still holds :data:`_RUN` characters in a row of ``value`` (a piece cut
+    by a length limit, lines joined), plain or URL-encoded."""
+    compact = "".join(value.split())
+    runs = {
+        form[start : start + _RUN]
+        for form in (compact, urllib.parse.quote(compact, safe=""), urllib.parse.quote_plus(compact))
+        for start in range(len(form) - _RUN + 1)
+    }
+    return any(text[start : start + _RUN] in runs for start in range(len(text) - _RUN + 1))
+
+
+def _url_password(text: str) -> str:
+    """The password of a URL's ``user:password@`` part (see :func:`has_url_password`)."""
+    return text.partition("://")[2].partition("@")[0].split(":", 1)[1]
 
 
 def has_url_password(text: str) -> bool:

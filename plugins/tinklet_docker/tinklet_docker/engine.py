@@ -33,7 +33,7 @@ from tinklet_core.containers.frames import ResponseFrames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.engine_wait import unreachable
 from tinklet_core.model import RegistryCredentials
-from tinklet_core.redaction import described_value
+from tinklet_core.redaction import described_value, without_value
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
@@ -90,7 +90,7 @@ class DockerEngine:
             self.stream_api = self._client(version=self.api.api_version, timeout=None)
         except (DockerException, RequestException) as exc:
             self.close()
-            reason = innermost_reason(exc)
+            reason = without_value(innermost_reason(exc), "docker_host", url)
             message = f"docker daemon at {self.shown_url} is not reachable: {reason}"
             raise unreachable(message, url, exc) from exc
 

@@ -35,7 +35,7 @@ from kubernetes.config.kube_config import list_kube_config_contexts, load_kube_c
 
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.log_safe import loggable
-from tinklet_core.redaction import described_value
+from tinklet_core.redaction import described_value, without_value
 from tinklet_kube.errors import KubeApiError
 from tinklet_kube.retry import OutageLog
 
@@ -86,7 +86,8 @@ def _load_files(kubeconfig: str, configuration: client.Configuration) -> str | N
         load_kube_config(config_file=joined, client_configuration=configuration, persist_config=False)
         _contexts, current = list_kube_config_contexts(config_file=joined)
     except (ConfigException, OSError, ValueError) as exc:
-        raise RuntimeUnavailable(f"cannot load kubeconfig {shown}: {loggable(str(exc))}") from None
+        reason = loggable(without_value(str(exc), "kubeconfig", kubeconfig))
+        raise RuntimeUnavailable(f"cannot load kubeconfig {shown}: {reason}") from None
     namespace = ((current or {}).get("context") or {}).get("namespace")
     return str(namespace) if namespace else None
 

@@ -17,7 +17,7 @@ from tinklet_core.containers.engine import EngineFailure
 from tinklet_core.engine_wait import unreachable
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.proxy import ProxySettings
-from tinklet_core.redaction import described_value
+from tinklet_core.redaction import described_value, without_value
 from tinklet_core.runtime_helpers import innermost_reason
 from tinklet_podman.engine import PodmanEngine, probe, probe_failure
 from tinklet_podman.service import PodmanService, first_answering, socket_url, usual_sockets
@@ -47,7 +47,8 @@ def connect(options: Mapping[str, Any], proxy: ProxySettings | None = None) -> C
         failure = probe_failure(url)
         if failure is not None:
             shown = described_value("podman_socket", url, path=True)
-            message = f"Podman socket {shown} (--podman-socket) does not answer: {innermost_reason(failure)}"
+            reason = without_value(innermost_reason(failure), "podman_socket", str(explicit))
+            message = f"Podman socket {shown} (--podman-socket) does not answer: {reason}"
             raise unreachable(message, url, failure)
         return _connected(url, None, "from --podman-socket")
     candidates = usual_sockets(options.get("xdg_runtime_dir"))
@@ -70,7 +71,8 @@ def _connected(url: str, service: PodmanService | None, how: str) -> Connection:
         version = engine.version()
     except EngineFailure as exc:
         engine.close()
-        raise RuntimeUnavailable(f"Podman at {engine.shown_url} is not usable: {exc}") from None
+        reason = without_value(str(exc), "podman_socket", url)
+        raise RuntimeUnavailable(f"Podman at {engine.shown_url} is not usable: {reason}") from None
     log.info("using Podman %s at %s (%s)", version, engine.shown_url, how)
     return Connection(engine, service, how)
 
