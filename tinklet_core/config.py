@@ -39,6 +39,7 @@ from tinklet_core.registry_logins import (
 from tinklet_core.runtime import Privilege, PullPolicy, RuntimeSettings
 from tinklet_core.state_dir import state_dir_warnings
 from tinklet_core.tls import TlsSettings, ca_location
+from tinklet_core.yaml_files import read_yaml_file
 
 __all__ = [  # the public names plugins and the README use, wherever they now live
     "CORE",
@@ -239,17 +240,10 @@ def _by_owner(specs: Iterable[OptionSpec], values: Mapping[str, Any]) -> dict[st
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings in a YAML config file, keys normalised to underscores."""
-    import yaml  # only when a config file is given: PyYAML costs every start otherwise
-
     shown = described_value("config", str(path), path=True)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {shown}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise ConfigError(f"config file {shown} is not valid YAML{line}") from None
+    data = read_yaml_file(
+        path, ConfigError, f"cannot read config file {shown}", f"config file {shown} is not valid YAML"
+    )
     if data is None:
         return {}
     if not isinstance(data, dict):

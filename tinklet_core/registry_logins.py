@@ -18,6 +18,7 @@ from tinklet_core.model import RegistryCredentials
 from tinklet_core.option_specs import CORE_OPTIONS, value_from_env
 from tinklet_core.redaction import described_value
 from tinklet_core.registry_auth import normalise_registry
+from tinklet_core.yaml_files import read_yaml_file
 
 
 def registry_logins(
@@ -112,16 +113,7 @@ def _registry_entries(entry: Any, origin: str) -> list[RegistryCredentials]:
 
 def read_registry_file(path: Path, where: str) -> list[Any]:
     """The entries of a registry login file (JSON or YAML; one login or a list). Never echoed."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{where} is not valid JSON or YAML{line}") from None
+    data = read_yaml_file(path, ConfigError, f"{where} cannot be read", f"{where} is not valid JSON or YAML")
     if data is None:
         return []
     return data if isinstance(data, list) else [data]

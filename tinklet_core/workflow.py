@@ -35,6 +35,7 @@ from typing import Any
 from tinklet_core.errors import WorkflowFileError
 from tinklet_core.model import Action, Volume
 from tinklet_core.redaction import described_value
+from tinklet_core.yaml_files import read_yaml_file
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,13 @@ def parse_volume(text: str) -> Volume:
 
 def load_workflow(path: Path, agent_id: str = "local") -> Workflow:
     """Read and check a workflow file; errors name the file and the faulty field."""
-    import yaml  # here, not at the top: the gRPC transports use this module's parsers, not YAML
-
     shown = described_value("workflow", str(path), path=True)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise WorkflowFileError(f"cannot read workflow file {shown}: {exc.strerror or exc}") from None
-    except yaml.YAMLError:
-        raise WorkflowFileError(f"workflow file {shown} is not valid YAML") from None
+    data = read_yaml_file(
+        path,
+        WorkflowFileError,
+        f"cannot read workflow file {shown}",
+        f"workflow file {shown} is not valid YAML",
+    )
     try:
         return parse_workflow(data, agent_id=agent_id, default_id=path.stem)
     except ValueError as exc:

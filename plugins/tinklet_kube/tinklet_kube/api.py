@@ -76,10 +76,18 @@ def load_configuration(kubeconfig: str | None) -> tuple[client.Configuration, st
     return configuration, _load_files(str(default), configuration)
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the system refuses (too long: a key pasted as a path)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _load_files(kubeconfig: str, configuration: client.Configuration) -> str | None:
     paths = [Path(part).expanduser() for part in kubeconfig.split(os.pathsep) if part]
     shown = described_value("kubeconfig", kubeconfig, path=True)
-    if not any(path.is_file() for path in paths):
+    if not any(_is_file(path) for path in paths):
         raise RuntimeUnavailable(f"kubeconfig {shown} does not exist")
     joined = os.pathsep.join(str(path) for path in paths)
     try:
