@@ -54,7 +54,7 @@ from tinklet_core.plugins import (
     register_builtin,
     server_transport_names,
 )
-from tinklet_core.progress import LiveProgress, state_line
+from tinklet_core.progress import LiveProgress, state_line, workflow_name
 
 if TYPE_CHECKING:  # imported by build_app: a bare 'tinklet plugins list' runs without typer
     import typer
@@ -607,6 +607,7 @@ class RunSummary:
 
     def closing_line(self, workflow_id: str) -> str:
         """``workflow demo: SUCCESS (4 of 4 actions succeeded)`` and the like."""
+        workflow_id = workflow_name(workflow_id)  # escaped and shortened: it comes from the file
         succeeded = sum(1 for event in self.finals if event.state is State.SUCCESS)
         not_run = self.total - len(self.finals)
         if self.succeeded:

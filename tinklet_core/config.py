@@ -10,236 +10,60 @@ the only one that reads the environment.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinklet_core.agent_compat import (
-    SECRET_VARIABLES,
-    fallback_value,
-    fallback_variables,
-    launcher_registry_login,
-)
+from tinklet_core.agent_compat import SECRET_VARIABLES, fallback_value, fallback_variables
 from tinklet_core.errors import ConfigError
 from tinklet_core.model import RegistryCredentials
-from tinklet_core.options import PluginOption
+from tinklet_core.option_specs import (
+    CORE,
+    CORE_OPTIONS,
+    ENV_PREFIX,
+    OptionSpec,
+    plugin_option_specs,
+    split_list,
+    value_from_env,
+)
 from tinklet_core.proxy import ProxySettings
-from tinklet_core.redaction import described_value, option_error
-from tinklet_core.registry_auth import normalise_registry
+from tinklet_core.redaction import described_value, has_url_password, option_error
+from tinklet_core.registry_logins import (
+    merge_logins,
+    read_registry_file,
+    registry_logins,
+    registry_warnings,
+)
 from tinklet_core.runtime import Privilege, PullPolicy, RuntimeSettings
 from tinklet_core.state_dir import state_dir_warnings
 from tinklet_core.tls import TlsSettings, ca_location
+from tinklet_core.yaml_files import read_yaml_file
 
-ENV_PREFIX = "TINKLET_"
-CORE = "core"
+__all__ = [  # the public names plugins and the README use, wherever they now live
+    "CORE",
+    "CORE_OPTIONS",
+    "ENV_PREFIX",
+    "MAX_REPORT_GRACE",
+    "OptionSpec",
+    "Settings",
+    "child_environment",
+    "env_flag",
+    "load_settings",
+    "merge_logins",
+    "plugin_option_specs",
+    "read_config_file",
+    "read_registry_file",
+    "registry_logins",
+    "registry_warnings",
+    "tls_switch",
+]
+
 MAX_REPORT_GRACE = 5.0
 """The longest --report-grace: with it and the container's stop, tinklet exits within 10 s."""
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One setting. ``scope`` is ``worker`` for options only the server loop uses. ``owner`` is
-    ``core`` or the plugin that declared it (``heading`` is how ``--help`` titles its group).
-    ``aliases`` are other long names (``id`` for ``identifier``), each with its own flag and
-    ``TINKLET_`` variable."""
-
-    name: str
-    help: str
-    kind: type = str
-    default: Any = None
-    multiple: bool = False
-    choices: tuple[str, ...] = ()
-    scope: str = "common"
-    env_fallback: str | None = None
-    owner: str = CORE
-    heading: str = "Options"
-    aliases: tuple[str, ...] = ()
-    more_fallbacks: tuple[str, ...] = ()  # read after env_fallback, in order
-    separator: str = ""  # a multiple option's environment value: split on it (else JSON)
-
-    @property
-    def key(self) -> str:
-        """The Python and config-file name: dashes become underscores."""
-        return self.name.replace("-", "_")
-
-    @property
-    def env(self) -> str:
-        """The environment variable that sets this option."""
-        return ENV_PREFIX + self.key.upper()
-
-    @property
-    def env_names(self) -> tuple[str, ...]:
-        """Every environment variable that sets this option, the main one first."""
-        return (self.env, *(ENV_PREFIX + alias.replace("-", "_").upper() for alias in self.aliases))
-
-
-CORE_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec(
-        "runtime", "Container runtime that runs actions (see 'tinklet plugins list').", default="docker"
-    ),
-    OptionSpec("tink", "Tink server address HOST:PORT.", scope="worker"),
-    OptionSpec(
-        "identifier",
-        "This worker's id (agent id / MAC) as the Tink server knows it.",
-        scope="worker",
-        aliases=("id",),
-    ),
-    OptionSpec(
-        "protocol",
-        "The transport that talks to the Tink server (see 'tinklet plugins list').",
-        default="v2",
-        choices=("v2",),
-        scope="worker",
-    ),
-    OptionSpec(
-        "tls",
-        "Connect to the Tink server over TLS (on whenever another --tls-* option is given).",
-        kind=bool,
-        default=False,
-        scope="worker",
-    ),
-    OptionSpec(
-        "tls-ca",
-        "CA certificates (PEM) to trust instead of the system roots: a file, a file:// URL or an "
-        "http(s):// URL fetched at start (e.g. http://TINK:42114/cert).",
-        scope="worker",
-    ),
-    OptionSpec("tls-cert", "PEM client certificate for mTLS (with --tls-key).", scope="worker"),
-    OptionSpec("tls-key", "PEM private key of --tls-cert.", scope="worker"),
-    OptionSpec("tls-server-name", "Expect this name in the server's certificate.", scope="worker"),
-    OptionSpec(
-        "tls-insecure",
-        "TLS without verifying the server: trust whatever certificate it presents (warned at "
-        "start). Turns TLS on unless --no-tls/TINKERBELL_TLS=false says otherwise.",
-        kind=bool,
-        default=False,
-        scope="worker",
-    ),
-    OptionSpec(
-        "state-dir",
-        "Host directory for per-action files (the action's /tinkerbell); in a container it must "
-        "be a directory the engine's host shares at the same path (the image uses /worker). "
-        "Default: a private temporary directory.",
-    ),
-    OptionSpec("config", "YAML config file; its keys are the option names."),
-    OptionSpec("loglevel", "Log level.", default="info", choices=("debug", "info", "warning", "error")),
-    OptionSpec(
-        "log-format",
-        "Log line format: text for people, json for one JSON object per line (Loki, journald…).",
-        default="text",
-        choices=("text", "json"),
-    ),
-    OptionSpec(
-        "registry",
-        'Registry login as JSON {"name": HOST, "user": U, "password": P} (keys in any case; "pass" '
-        "works too), or @FILE to read logins from a file; repeatable. Visible in ps: prefer --registry-file.",
-        multiple=True,
-        default=(),
-    ),
-    OptionSpec(
-        "registry-file",
-        "File of registry logins (a JSON/YAML login or list of them); keeps passwords out of ps.",
-    ),
-    OptionSpec(
-        "docker-config", "Docker client config with registry logins.", default="~/.docker/config.json"
-    ),
-    OptionSpec(
-        "pull", "When to pull an action image.", default="missing", choices=tuple(p.value for p in PullPolicy)
-    ),
-    OptionSpec(
-        "action-privilege",
-        "Privilege of action containers.",
-        default="privileged",
-        choices=tuple(p.value for p in Privilege),
-    ),
-    OptionSpec(
-        "action-output",
-        "Action output: 'log' (every line in the worker log) or 'tail' (kept only for failure messages).",
-        default="log",
-        choices=("log", "tail"),
-    ),
-    # The proxy: also read from the usual variables, uppercase first (see tinklet_core.proxy).
-    OptionSpec(
-        "http-proxy",
-        "Proxy URL for plain HTTP, in every action's environment (HTTP_PROXY/http_proxy).",
-        env_fallback="HTTP_PROXY",
-        more_fallbacks=("http_proxy",),
-    ),
-    OptionSpec(
-        "https-proxy",
-        "Proxy URL for HTTPS, in every action's environment (HTTPS_PROXY/https_proxy).",
-        env_fallback="HTTPS_PROXY",
-        more_fallbacks=("https_proxy",),
-    ),
-    OptionSpec(
-        "no-proxy",
-        "Hosts reached without the proxy, comma-separated (NO_PROXY/no_proxy).",
-        env_fallback="NO_PROXY",
-        more_fallbacks=("no_proxy",),
-    ),
-    OptionSpec(
-        "max-backoff", "Longest wait in seconds between retries.", kind=float, default=5.0, scope="worker"
-    ),
-    OptionSpec(
-        "agent-attributes",
-        "Send this machine's hardware facts with each v2 GetAction ('tinklet agent-attributes' shows them).",
-        kind=bool,
-        default=True,
-        scope="worker",
-    ),
-    OptionSpec(
-        "report-grace",
-        "Seconds a status report in flight may still take when tinklet is stopping.",
-        kind=float,
-        default=3.0,
-        scope="worker",
-    ),
-)
-
-
-def plugin_option_specs(
-    groups: Iterable[tuple[str, str, Sequence[PluginOption], str]],
-) -> tuple[list[OptionSpec], list[str]]:
-    """Turn plugin options into option specs: ``groups`` holds ``(owner, heading, options,
-    scope)`` for each plugin, runtime or transport. A name the core or an earlier owner already
-    has is refused: the warnings say which, naming both owners."""
-    taken: dict[str, str] = {}
-    for spec in CORE_OPTIONS:
-        for name in (spec.name, *spec.aliases):
-            taken[name] = "the core"
-    specs: list[OptionSpec] = []
-    warnings: list[str] = []
-    for owner, heading, options, scope in groups:
-        for option in options:
-            if option.name in taken:
-                if taken[option.name] != heading:
-                    warnings.append(
-                        f"{heading}: option --{option.name} is already {taken[option.name]}'s; ignored"
-                    )
-                continue
-            taken[option.name] = heading
-            listed = option.kind is list
-            specs.append(
-                OptionSpec(
-                    option.name,
-                    option.help + (" Repeatable; comma-separated in the environment." if listed else ""),
-                    str if listed else option.kind,
-                    tuple(option.default or ()) if listed else option.default,
-                    multiple=listed,
-                    scope=scope,
-                    env_fallback=option.env_fallback,
-                    owner=owner,
-                    heading=heading,
-                    separator="," if listed else "",
-                )
-            )
-    return specs, warnings
 
 
 @dataclass(frozen=True)
@@ -326,10 +150,14 @@ def load_settings(
     file_values = read_config_file(Path(config_path)) if config_path else {}
     known = {key for spec in specs for key in (spec.key, *(a.replace("-", "_") for a in spec.aliases))}
     warnings = repeated + tuple(
-        f"{config_path}: unknown setting {key!r} ignored" for key in file_values if key not in known
+        f"{described_value('config', config_path, path=True)}: unknown setting "
+        f"{described_value('setting', key)} ignored"
+        for key in file_values
+        if key not in known
     )
     values = {spec.key: _resolve(spec, flags, environ, file_values) for spec in specs}
-    warnings += registry_warnings(flags, values["registry_file"])
+    warnings += registry_warnings(flags, values["registry_file"], environ, file_values)
+    warnings += proxy_warnings(flags)
     tls_on, tls_warnings = tls_switch(values, _given("tls", specs, flags, environ, file_values))
     warnings += tls_warnings
     state_dir = _path(values["state_dir"], environ)
@@ -366,6 +194,20 @@ def load_settings(
     )
 
 
+def proxy_warnings(flags: Mapping[str, Any]) -> tuple[str, ...]:
+    """A proxy password on the command line is visible in ``ps``: said so, as for ``--registry``
+    (the password itself is never named)."""
+    found = []
+    for name, variable in (("http-proxy", "HTTP_PROXY"), ("https-proxy", "HTTPS_PROXY")):
+        value = flags.get(name.replace("-", "_"))
+        if isinstance(value, str) and has_url_password(value):
+            found.append(
+                f"--{name} on the command line holds a password visible to every user of this "
+                f"machine (ps); prefer {variable} in the environment or the config file"
+            )
+    return tuple(found)
+
+
 def _last_of_repeated(
     flags: Mapping[str, Any], specs: Sequence[OptionSpec]
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -398,20 +240,14 @@ def _by_owner(specs: Iterable[OptionSpec], values: Mapping[str, Any]) -> dict[st
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings in a YAML config file, keys normalised to underscores."""
-    import yaml  # only when a config file is given: PyYAML costs every start otherwise
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{line}") from None
+    shown = described_value("config", str(path), path=True)
+    data = read_yaml_file(
+        path, ConfigError, f"cannot read config file {shown}", f"config file {shown} is not valid YAML"
+    )
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a mapping of option names to values")
+        raise ConfigError(f"config file {shown} must be a mapping of option names to values")
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
@@ -426,7 +262,7 @@ def _resolve(
     if flag is not None and not (spec.multiple and not flag):
         value, origin = flag, f"--{spec.name}"
     elif env is not None:
-        value, origin = _from_env(spec, environ[env]), env
+        value, origin = value_from_env(spec, environ[env]), env
     elif in_file is not None:
         value, origin = file_values[in_file], f"config key {in_file!r}"
     elif fallback := next((n for n in _fallbacks(spec) if n and environ.get(n, "").strip()), ""):
@@ -436,26 +272,11 @@ def _resolve(
     return _check(spec, value, origin)
 
 
-def _from_env(spec: OptionSpec, raw: str) -> Any:
-    if not spec.multiple:
-        return raw
-    text = raw.strip()
-    if not text:
-        return []
-    if spec.separator:
-        return _split(text, spec.separator)
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return [text]
-    return parsed if isinstance(parsed, list) else [parsed]
-
-
 def _check(spec: OptionSpec, value: Any, origin: str) -> Any:
     """``value`` converted to the option's kind; errors echo it only when that is safe."""
     if spec.multiple:
         if spec.separator and isinstance(value, str):
-            value = _split(value, spec.separator)
+            value = split_list(value, spec.separator)
         items = value if isinstance(value, (list, tuple)) else [value]
         if spec.separator:  # a plugin's list option: text items
             if any(isinstance(item, (dict, list, tuple)) for item in items):
@@ -473,10 +294,6 @@ def _check(spec: OptionSpec, value: Any, origin: str) -> Any:
     if spec.choices and converted not in spec.choices:
         raise ConfigError(option_error(origin, spec.key, value, choices))
     return converted
-
-
-def _split(text: str, separator: str) -> list[str]:
-    return [item.strip() for item in text.split(separator) if item.strip()]
 
 
 def _convert(kind: type, value: Any) -> Any:
@@ -504,118 +321,6 @@ def _path(value: str | None, environ: Mapping[str, str] | None = None) -> Path |
     if value.startswith("~") and environ is not None and "HOME" in environ:
         return Path(environ["HOME"] + value[1:])
     return Path(value).expanduser()
-
-
-def registry_logins(
-    flags: Mapping[str, Any],
-    environ: Mapping[str, str],
-    file_values: Mapping[str, Any],
-    registry_file: str | None,
-) -> tuple[RegistryCredentials, ...]:
-    """Registry logins from every source, merged: one login per registry, the first source wins.
-
-    Sources in order: ``--registry`` flags, ``--registry-file``, ``TINKLET_REGISTRY``, the config
-    file's ``registry`` key (the docker config is asked later, by the registry hook). An entry
-    ``@FILE`` stands for the logins in FILE. Each login remembers its source, for the debug log.
-    """
-    spec = next(spec for spec in CORE_OPTIONS if spec.key == "registry")
-    sources: list[tuple[str, Any]] = []
-    if flags.get("registry"):
-        sources.append(("--registry", flags["registry"]))
-    if registry_file:
-        sources.append(("--registry-file", [f"@{registry_file}"]))
-    if spec.env in environ:
-        sources.append((spec.env, _from_env(spec, environ[spec.env])))
-    if file_values.get("registry") is not None:
-        sources.append(("config key 'registry'", file_values["registry"]))
-    logins: list[RegistryCredentials] = []
-    for origin, value in sources:
-        for entry in value if isinstance(value, (list, tuple)) else [value]:
-            logins.extend(_registry_entries(entry, origin))
-    return merge_logins([*logins, *launcher_registry_login(environ)])
-
-
-def registry_warnings(flags: Mapping[str, Any], registry_file: str | None) -> tuple[str, ...]:
-    """Advice about where logins are kept: a command-line password is visible in ``ps``, a login
-    file readable by other users is not private."""
-    found = []
-    entries = flags.get("registry") or ()
-    if any(not str(entry).strip().startswith("@") for entry in entries):
-        found.append(
-            "--registry on the command line is visible to every user of this machine (ps); "
-            "prefer --registry-file or --registry @FILE"
-        )
-    files = [Path(registry_file).expanduser()] if registry_file else []
-    files += [
-        Path(str(entry).strip()[1:]).expanduser() for entry in entries if str(entry).strip().startswith("@")
-    ]
-    for path in files:
-        with contextlib.suppress(OSError):
-            if path.stat().st_mode & 0o077:
-                found.append(f"registry login file {path} is readable by other users; chmod 600 it")
-    return tuple(found)
-
-
-def merge_logins(logins: Iterable[RegistryCredentials]) -> tuple[RegistryCredentials, ...]:
-    """The first login for each registry (names compared after normalising), in order."""
-    merged: dict[str, RegistryCredentials] = {}
-    for login in logins:
-        merged.setdefault(normalise_registry(login.registry), login)
-    return tuple(merged.values())
-
-
-def _registry_entries(entry: Any, origin: str) -> list[RegistryCredentials]:
-    """The logins of one entry: a JSON object, a mapping, or ``@FILE`` (a login or a list)."""
-    if isinstance(entry, str) and entry.strip().startswith("@"):
-        path = Path(entry.strip()[1:]).expanduser()
-        where = f"{origin}: file {described_value('path', str(path))}"
-        return [_registry(item, where) for item in read_registry_file(path, where)]
-    return [_registry(entry, origin)]
-
-
-def read_registry_file(path: Path, where: str) -> list[Any]:
-    """The entries of a registry login file (JSON or YAML; one login or a list). Never echoed."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{where} is not valid JSON or YAML{line}") from None
-    if data is None:
-        return []
-    return data if isinstance(data, list) else [data]
-
-
-def _registry(entry: Any, origin: str = "--registry") -> RegistryCredentials:
-    """One registry login; keys in any case (``Name``/``User``/``Pass`` as the Go tinklet documents).
-
-    Errors never echo the entry, which holds a password.
-    """
-    if isinstance(entry, str):
-        try:
-            entry = json.loads(entry)
-        except ValueError:
-            raise ConfigError(f"{origin}: an entry is not valid JSON") from None
-    if not isinstance(entry, dict):
-        raise ConfigError(
-            f'{origin}: an entry must be a JSON object like {{"name": ..., "user": ..., "password": ...}}'
-        )
-    fields = {str(key).lower(): value for key, value in entry.items()}
-    name = _first(fields, "name", "registry")
-    user = _first(fields, "user", "username")
-    password = _first(fields, "password", "pass")
-    if not name or user is None or password is None:
-        shown = described_value("name", name) if name else "'?'"
-        raise ConfigError(f"{origin}: entry for {shown} needs name, user and password")
-    return RegistryCredentials(registry=str(name), username=str(user), password=str(password), source=origin)
-
-
-def _first(fields: Mapping[str, Any], *keys: str) -> Any:
-    return next((fields[key] for key in keys if fields.get(key) is not None), None)
 
 
 # --- The launchers' variables (hook-bootkit, the tink agent): see tinklet_core.agent_compat ---

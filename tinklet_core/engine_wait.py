@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from tinklet_core.errors import ActionInterrupted, EngineNotReady, RuntimeUnavailable
+from tinklet_core.redaction import described_value
 from tinklet_core.worker import Backoff
 
 T = TypeVar("T")
@@ -103,11 +104,11 @@ def socket_fault(url: str) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:  # a path component that is a file, a directory tinklet may not enter
-        return f"{path}: {exc.strerror}"
+        return f"{described_value('socket', path, path=True)}: {exc.strerror}"
     if not stat.S_ISSOCK(mode):
-        return f"{path} is not a socket"
+        return f"{described_value('socket', path, path=True)} is not a socket"
     if not os.access(path, os.R_OK | os.W_OK):
-        return f"{path}: permission denied"
+        return f"{described_value('socket', path, path=True)}: permission denied"
     return None
 
 

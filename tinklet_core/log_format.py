@@ -6,9 +6,12 @@ output in batches, and each output line gets the record's time, level and logger
 ``level``, ``logger`` and ``message``, plus ``workflow_id``, ``task_id``, ``action_id`` and
 ``agent_id`` when the line is about an action, ``output: true`` when the line is the action's
 own output, and ``exception`` when one was logged. The message is the same text the ``text``
-format shows, so the same rules about secrets hold. Ids reach a record through
-:class:`ActionLogger`, a logger bound to one action, which works from any thread (output may be
-logged from a reader thread).
+format shows, so the same rules about secrets hold. In both formats an action's output lines
+have their control characters escaped (:func:`~tinklet_core.log_safe.escaped`: ESC, NUL, CR,
+DEL, C1, U+2028, U+202E…) and the JSON ids are escaped and shortened
+(:func:`~tinklet_core.log_safe.short_id`); what is reported to the server stays exact. Ids
+reach a record through :class:`ActionLogger`, a logger bound to one action, which works from
+any thread (output may be logged from a reader thread).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 from json.encoder import encode_basestring
 from typing import Any
 
+from tinklet_core.log_safe import escaped, short_id
 from tinklet_core.model import Action
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -70,14 +74,15 @@ class JsonFormatter(logging.Formatter):
         for name in ACTION_FIELDS:
             value = getattr(record, name, None)
             if value:
-                entry[name] = value
+                entry[name] = short_id(str(value))
         if getattr(record, OUTPUT_FIELD, False):
             entry[OUTPUT_FIELD] = True
             if "\n" in entry["message"]:  # a batch of output lines: one object each
                 lines = entry.pop("message").split("\n")
                 head = json.dumps(entry, ensure_ascii=False)[:-1] + ', "message": '
                 # encode_basestring is what json.dumps uses for a str, without its per-call cost
-                return "\n".join(f"{head}{encode_basestring(line)}}}" for line in lines)
+                return "\n".join(f"{head}{encode_basestring(escaped(line))}}}" for line in lines)
+            entry["message"] = escaped(entry["message"])
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -91,12 +96,12 @@ class TextFormatter(logging.Formatter):
         super().__init__(TEXT_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record's line, or its lines each with the same head."""
+        """The record's line, or its lines each with the same head; output lines escaped."""
         text = super().format(record)
-        if getattr(record, OUTPUT_FIELD, False) and "\n" in record.message and text.endswith(record.message):
-            head = text[: len(text) - len(record.message)]
-            return text.replace("\n", "\n" + head)
-        return text
+        if not getattr(record, OUTPUT_FIELD, False) or not text.endswith(record.message):
+            return text
+        head = text[: len(text) - len(record.message)]
+        return head + ("\n" + head).join(escaped(line) for line in record.message.split("\n"))
 
 
 def formatter_for(log_format: str) -> logging.Formatter:

@@ -18,6 +18,14 @@ MESSAGE_LIMIT = 2000
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+def escaped(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\x7f``, ``\\x9b``,
+    ``\\u2028``, ``\\u202e``…), however long: an action's output line as a log shows it."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
 def loggable(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """``text`` on one line: every non-printable character escaped (``\\n``, ``\\t``, ``\\x00``,
     ``\\x1b``, ``\\u2028``…), and, when that is longer than ``limit``, its first ``limit``

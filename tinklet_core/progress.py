@@ -14,15 +14,22 @@ import time
 from typing import TextIO
 
 from tinklet_core.hookspecs import hookimpl
+from tinklet_core.log_safe import loggable, short_id
 from tinklet_core.model import Action, Event, PullPhase, PullProgress, State
 
 CLEAR_LINE = "\r\x1b[K"
 MIB = 1024 * 1024
 
 
+def workflow_name(workflow_id: str) -> str:
+    """A workflow's id as ``tinklet run`` shows it: escaped and shortened (see :func:`action_name`)."""
+    return short_id(workflow_id)
+
+
 def action_name(action: Action) -> str:
-    """``task/action`` as ``tinklet run`` shows it."""
-    return f"{action.task_id}/{action.name}"
+    """``task/action`` as ``tinklet run`` shows it: escaped and shortened, never a terminal
+    control sequence (the names come from the workflow)."""
+    return f"{short_id(action.task_id)}/{short_id(action.name)}"
 
 
 def state_line(event: Event) -> str:
@@ -30,25 +37,26 @@ def state_line(event: Event) -> str:
     if event.state is State.RUNNING:
         return f"{'RUNNING':<8} {action_name(event.action)}"
     duration = event.duration.total_seconds() if event.duration else 0.0
-    detail = "" if event.state is State.SUCCESS else f": {event.message}"
+    detail = "" if event.state is State.SUCCESS else f": {loggable(event.message)}"  # holds output
     return f"{event.state.value:<8} {action_name(event.action)} ({duration:.1f}s){detail}"
 
 
 def pull_text(progress: PullProgress) -> str:
     """``pulling IMAGE 12.0/40.0 MiB``, ``pulling IMAGE 2/5 layers``, ``pulled IMAGE``…"""
+    image = loggable(progress.image)
     if progress.phase is PullPhase.FINISHED:
-        return f"pulled {progress.image}"
+        return f"pulled {image}"
     if progress.phase is PullPhase.FAILED:
-        return f"pull of {progress.image} failed"
+        return f"pull of {image} failed"
     if progress.phase is PullPhase.STARTED or not (progress.current or progress.total):
-        return f"pulling {progress.image}"
+        return f"pulling {image}"
     if progress.unit == "bytes":
         done = f"{progress.current / MIB:.1f}"
-        return f"pulling {progress.image} {done}/{progress.total / MIB:.1f} MiB" if progress.total else (
-            f"pulling {progress.image} {done} MiB"
+        return f"pulling {image} {done}/{progress.total / MIB:.1f} MiB" if progress.total else (
+            f"pulling {image} {done} MiB"
         )
     of_total = f"/{progress.total}" if progress.total else ""
-    return f"pulling {progress.image} {progress.current}{of_total} {progress.unit}"
+    return f"pulling {image} {progress.current}{of_total} {progress.unit}"
 
 
 class LiveProgress:

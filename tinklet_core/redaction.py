@@ -30,6 +30,10 @@ MASK = "***"
 #: Options whose values are secrets (or files that commonly are pasted in place of a path).
 SECRET_OPTIONS = frozenset({"registry", "registry_file", "tls_key"})
 MAX_SHOWN = 80
+MAX_SHOWN_PATH = 200
+_RUN = 12  # a piece of a hidden value this long left in a message hides the whole message
+HIDDEN_DETAILS = "(details not shown: they repeat the value given)"
+_MIN_HIDDEN_PART = 4  # shorter lines of a hidden value (a blank, a brace) are not masked
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")
 _MIN_TRUNCATED = 4
 _MAX_DEPTH = 3
@@ -114,30 +118,88 @@ def _holds(decoded: str, wanted: _Wanted, depth: int) -> bool:
     )
 
 
-def shown_value(key: str, value: Any) -> str | None:
-    """``repr(value)`` when it may appear in an error, else ``None``.
+def shown_value(key: str, value: Any, path: bool = False) -> str | None:
+    """``repr(value)`` (for a ``path`` or URL: the bare text, up to :data:`MAX_SHOWN_PATH`
+    characters) when it may appear in an error, else ``None``.
 
     A value is shown only when its option (``key``, the underscore name) never holds a secret
     and the value is a short single line that does not look like a key, a certificate or JSON.
+    A URL's password (``tcp://user:PASSWORD@host``) is shown as ``***``.
     """
     if key in SECRET_OPTIONS or not isinstance(value, (str, int, float)) or isinstance(value, bool):
         return None
     text = str(value)
-    if len(text) > MAX_SHOWN or not text.isprintable() or _LOOKS_STRUCTURED.search(text):
+    too_long = len(text) > (MAX_SHOWN_PATH if path else MAX_SHOWN)
+    if too_long or not text.isprintable() or _LOOKS_STRUCTURED.search(text):
         return None
-    return repr(value)
+    if not isinstance(value, str):
+        return repr(value)
+    text = _without_password(text)
+    return text if path else repr(text)
 
 
-def described_value(key: str, value: Any) -> str:
-    """The value in an error: :func:`shown_value`, or what kind of value it was, never the text."""
-    shown = shown_value(key, value)
+def described_value(key: str, value: Any, path: bool = False) -> str:
+    """How an option's value (``key``: the underscore name) appears in an error or a warning:
+    :func:`shown_value` when that is safe, else what kind of value it was and how long, never
+    its text (``the value given (2,345 characters, not shown)``). Paths and URLs (``path``) are
+    shown bare: ``cannot read config file /etc/tinklet.yaml``."""
+    shown = shown_value(key, value, path)
     if shown is not None:
         return shown
     if isinstance(value, dict):
         return "the mapping given"
     if isinstance(value, (list, tuple)):
         return "the list given"
+    if isinstance(value, (str, bytes)):
+        return f"the value given ({len(value):,} characters, not shown)"
     return "the value given"
+
+
+def without_value(text: str, key: str, value: str) -> str:
+    """``text`` (a library's error about an option's ``value``, which it may quote whole, split,
+    or URL-encoded) with the part of ``value`` :func:`described_value` would not show masked:
+    nothing for a path shown as is, a URL's password, else the value and each of its lines."""
+    if described_value(key, value, path=True) == value:
+        return text
+    if has_url_password(value):
+        return mask_secret(text, _url_password(value))
+    for part in sorted({value, *value.splitlines()}, key=len, reverse=True):
+        if len(part.strip()) >= _MIN_HIDDEN_PART:
+            text = mask_secret(text, part.strip())
+    return HIDDEN_DETAILS if _shares_a_run(text, value) else text
+
+
+def _shares_a_run(text: str, value: str) -> bool:
+    """True when ``text`` still holds :data:`_RUN` characters in a row of ``value`` (a piece cut
+    by a length limit, lines joined), plain or URL-encoded."""
+    compact = "".join(value.split())
+    runs = {
+        form[start : start + _RUN]
+        for form in (compact, urllib.parse.quote(compact, safe=""), urllib.parse.quote_plus(compact))
+        for start in range(len(form) - _RUN + 1)
+    }
+    return any(text[start : start + _RUN] in runs for start in range(len(text) - _RUN + 1))
+
+
+def _url_password(text: str) -> str:
+    """The password of a URL's ``user:password@`` part (see :func:`has_url_password`)."""
+    return text.partition("://")[2].partition("@")[0].split(":", 1)[1]
+
+
+def has_url_password(text: str) -> bool:
+    """True when ``text`` is a URL with a password in it (``http://user:PASSWORD@host``)."""
+    return _without_password(text) != text
+
+
+def _without_password(text: str) -> str:
+    """``text`` with the password of a URL's ``user:password@`` part masked."""
+    if "://" not in text or "@" not in text:
+        return text
+    scheme, _, rest = text.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not at or "/" in userinfo or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:{MASK}@{host}"
 
 
 def option_error(origin: str, key: str, value: Any, problem: str) -> str:

@@ -29,7 +29,7 @@ from typing import IO, Any
 from tinklet_core.hookspecs import hookimpl
 from tinklet_core.log_safe import loggable
 from tinklet_core.model import RegistryCredentials
-from tinklet_core.redaction import mask_secret
+from tinklet_core.redaction import described_value, mask_secret
 
 log = logging.getLogger("tinklet.registry")
 _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
@@ -85,27 +85,27 @@ def _parse_docker_config(path: Path, problems: list[str]) -> DockerConfig:
         return DockerConfig(path)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not valid JSON"
-        problems.append(f"ignoring docker config {path}: {reason}")
+        problems.append(f"ignoring docker config {_shown(path)}: {reason}")
         return DockerConfig(path)
     if not isinstance(data, dict):
-        problems.append(f"ignoring docker config {path}: not a JSON object")
+        problems.append(f"ignoring docker config {_shown(path)}: not a JSON object")
         return DockerConfig(path)
     auths = _section(data, "auths", path, problems)
     helpers = _section(data, "credHelpers", path, problems)
     store = data.get("credsStore")
     if store is not None and not isinstance(store, str):
-        problems.append(f"ignoring credsStore in docker config {path}: not a string")
+        problems.append(f"ignoring credsStore in docker config {_shown(path)}: not a string")
     kept_auths: dict[str, dict[str, Any]] = {}
     for key, value in auths.items():
         if isinstance(value, dict) and not isinstance(value.get("auth", ""), str):
             problems.append(
-                f"ignoring unreadable login for {loggable(str(key))} in {path}: auth is not a string"
+                f"ignoring unreadable login for {loggable(str(key))} in {_shown(path)}: auth is not a string"
             )
         elif isinstance(value, dict):
             kept_auths[str(key)] = value
         else:
             problems.append(
-                f"ignoring unreadable login for {loggable(str(key))} in {path}: not a JSON object"
+                f"ignoring unreadable login for {loggable(str(key))} in {_shown(path)}: not a JSON object"
             )
     return DockerConfig(
         path,
@@ -115,13 +115,18 @@ def _parse_docker_config(path: Path, problems: list[str]) -> DockerConfig:
     )
 
 
+def _shown(path: Path) -> str:
+    """The docker config's path as messages name it (never a value pasted in place of a path)."""
+    return described_value("docker_config", str(path), path=True)
+
+
 def _section(data: dict[str, Any], name: str, path: Path, problems: list[str]) -> dict[str, Any]:
     """``data[name]`` when it is a mapping; ``{}`` (and a problem) when it is something else."""
     value = data.get(name)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        problems.append(f"ignoring {name} in docker config {path}: not a JSON object")
+        problems.append(f"ignoring {name} in docker config {_shown(path)}: not a JSON object")
         return {}
     return value
 
@@ -143,15 +148,15 @@ def _inline_login(path: Path, registry: str, entry: dict[str, Any]) -> RegistryC
         try:
             decoded = base64.b64decode(str(entry["auth"]), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            log.warning("ignoring unreadable login for %s in %s", registry, path)
+            log.warning("ignoring unreadable login for %s in %s", loggable(registry), _shown(path))
             return None
         username, sep, password = decoded.partition(":")
         if not sep:
-            log.warning("ignoring unreadable login for %s in %s", registry, path)
+            log.warning("ignoring unreadable login for %s in %s", loggable(registry), _shown(path))
             return None
     if not username or password is None:
         return None
-    source = f"docker config {path} (auths)"
+    source = f"docker config {_shown(path)} (auths)"
     return RegistryCredentials(normalise_registry(registry), str(username), str(password), source=source)
 
 
@@ -270,11 +275,11 @@ def docker_config_login(
     config = load_docker_config(path, problems)
     helper = config.cred_helpers.get(registry)
     if helper:
-        login = helper_login(helper, registry, f"docker config {path} (credHelpers)", run)
+        login = helper_login(helper, registry, f"docker config {_shown(path)} (credHelpers)", run)
         if login is not None:
             return login
     if config.creds_store:
-        login = helper_login(config.creds_store, registry, f"docker config {path} (credsStore)", run)
+        login = helper_login(config.creds_store, registry, f"docker config {_shown(path)} (credsStore)", run)
         if login is not None:
             return login
     for key, entry in config.auths.items():

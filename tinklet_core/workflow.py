@@ -34,6 +34,8 @@ from typing import Any
 
 from tinklet_core.errors import WorkflowFileError
 from tinklet_core.model import Action, Volume
+from tinklet_core.redaction import described_value
+from tinklet_core.yaml_files import read_yaml_file
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def parse_env(items: Iterable[str], where: str = "environment") -> tuple[tuple[s
     for item in items:
         key, sep, value = str(item).partition("=")
         if not sep or not key:
-            raise ValueError(f"{where}: {item!r} is not KEY=VALUE")
+            raise ValueError(f"{where}: {described_value('environment', item)} is not KEY=VALUE")
         pairs.append((key, value))
     return tuple(pairs)
 
@@ -75,24 +77,23 @@ def parse_volume(text: str) -> Volume:
     if len(parts) == 3:
         mode = parts.pop()
     if len(parts) != 2 or not parts[0] or not parts[1].startswith("/") or mode not in ("", "ro", "rw"):
-        raise ValueError(f"volume {text!r} is not SOURCE:/TARGET[:ro|rw]")
+        raise ValueError(f"volume {described_value('volume', text)} is not SOURCE:/TARGET[:ro|rw]")
     return Volume(source=parts[0], target=parts[1], read_only=mode == "ro")
 
 
 def load_workflow(path: Path, agent_id: str = "local") -> Workflow:
     """Read and check a workflow file; errors name the file and the faulty field."""
-    import yaml  # here, not at the top: the gRPC transports use this module's parsers, not YAML
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise WorkflowFileError(f"cannot read workflow file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError:
-        raise WorkflowFileError(f"workflow file {path} is not valid YAML") from None
+    shown = described_value("workflow", str(path), path=True)
+    data = read_yaml_file(
+        path,
+        WorkflowFileError,
+        f"cannot read workflow file {shown}",
+        f"workflow file {shown} is not valid YAML",
+    )
     try:
         return parse_workflow(data, agent_id=agent_id, default_id=path.stem)
     except ValueError as exc:
-        raise WorkflowFileError(f"{path}: {exc}") from None
+        raise WorkflowFileError(f"{shown}: {exc}") from None
 
 
 def parse_workflow(data: Any, agent_id: str = "local", default_id: str = "workflow") -> Workflow:
@@ -180,11 +181,12 @@ def _parse_action(
 
 def _int(value: Any, where: str, *, signed: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{where} must be a whole number of seconds/times, got {value!r}")
+        shown = described_value("number", value)
+        raise ValueError(f"{where} must be a whole number of seconds/times, got {shown}")
     try:
         number = int(value)
     except ValueError:
-        raise ValueError(f"{where} must be a whole number, got {value!r}") from None
+        raise ValueError(f"{where} must be a whole number, got {described_value('number', value)}") from None
     if number < 0 and not signed:
         raise ValueError(f"{where} must not be negative")
     return number

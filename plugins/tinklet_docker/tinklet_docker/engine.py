@@ -33,6 +33,7 @@ from tinklet_core.containers.frames import ResponseFrames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.engine_wait import unreachable
 from tinklet_core.model import RegistryCredentials
+from tinklet_core.redaction import described_value, without_value
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
@@ -81,6 +82,7 @@ class DockerEngine:
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
+        self.shown_url = described_value("docker_host", url, path=True)  # a URL may hold a login
         self._clients: list[Any] = []
         try:
             self.api = self._client(version="auto")
@@ -88,8 +90,9 @@ class DockerEngine:
             self.stream_api = self._client(version=self.api.api_version, timeout=None)
         except (DockerException, RequestException) as exc:
             self.close()
-            reason = innermost_reason(exc)
-            raise unreachable(f"docker daemon at {url} is not reachable: {reason}", url, exc) from exc
+            reason = without_value(innermost_reason(exc), "docker_host", url)
+            message = f"docker daemon at {self.shown_url} is not reachable: {reason}"
+            raise unreachable(message, url, exc) from exc
 
     def _client(self, **kwargs: Any) -> Any:
         """A low-level client that never reads ``~/.docker/config.json``.
@@ -114,7 +117,7 @@ class DockerEngine:
         (see :func:`tinklet_core.containers.engine.failing_as`)."""
         return failing_as(
             what, secret, api_errors=(APIError,), connection_errors=(DockerException, RequestException),
-            service=f"docker daemon at {self.url}", tolerate=tolerate, gone=gone,
+            service=f"docker daemon at {self.shown_url}", tolerate=tolerate, gone=gone,
         )  # fmt: skip
 
     def ping(self) -> None:

@@ -34,6 +34,8 @@ from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME, load_incl
 from kubernetes.config.kube_config import list_kube_config_contexts, load_kube_config
 
 from tinklet_core.errors import RuntimeUnavailable
+from tinklet_core.log_safe import loggable
+from tinklet_core.redaction import described_value, without_value
 from tinklet_kube.errors import KubeApiError
 from tinklet_kube.retry import OutageLog
 
@@ -74,16 +76,26 @@ def load_configuration(kubeconfig: str | None) -> tuple[client.Configuration, st
     return configuration, _load_files(str(default), configuration)
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the system refuses (too long: a key pasted as a path)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _load_files(kubeconfig: str, configuration: client.Configuration) -> str | None:
     paths = [Path(part).expanduser() for part in kubeconfig.split(os.pathsep) if part]
-    if not any(path.is_file() for path in paths):
-        raise RuntimeUnavailable(f"kubeconfig {kubeconfig} does not exist")
+    shown = described_value("kubeconfig", kubeconfig, path=True)
+    if not any(_is_file(path) for path in paths):
+        raise RuntimeUnavailable(f"kubeconfig {shown} does not exist")
     joined = os.pathsep.join(str(path) for path in paths)
     try:
         load_kube_config(config_file=joined, client_configuration=configuration, persist_config=False)
         _contexts, current = list_kube_config_contexts(config_file=joined)
     except (ConfigException, OSError, ValueError) as exc:
-        raise RuntimeUnavailable(f"cannot load kubeconfig {kubeconfig}: {exc}") from None
+        reason = loggable(without_value(str(exc), "kubeconfig", kubeconfig))
+        raise RuntimeUnavailable(f"cannot load kubeconfig {shown}: {reason}") from None
     namespace = ((current or {}).get("context") or {}).get("namespace")
     return str(namespace) if namespace else None
 

@@ -17,6 +17,7 @@ from tinklet_core.containers.engine import EngineFailure
 from tinklet_core.engine_wait import unreachable
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.proxy import ProxySettings
+from tinklet_core.redaction import described_value, without_value
 from tinklet_core.runtime_helpers import innermost_reason
 from tinklet_podman.engine import PodmanEngine, probe, probe_failure
 from tinklet_podman.service import PodmanService, first_answering, socket_url, usual_sockets
@@ -45,7 +46,9 @@ def connect(options: Mapping[str, Any], proxy: ProxySettings | None = None) -> C
         url = socket_url(str(explicit))
         failure = probe_failure(url)
         if failure is not None:
-            message = f"Podman socket {url} (--podman-socket) does not answer: {innermost_reason(failure)}"
+            shown = described_value("podman_socket", url, path=True)
+            reason = without_value(innermost_reason(failure), "podman_socket", str(explicit))
+            message = f"Podman socket {shown} (--podman-socket) does not answer: {reason}"
             raise unreachable(message, url, failure)
         return _connected(url, None, "from --podman-socket")
     candidates = usual_sockets(options.get("xdg_runtime_dir"))
@@ -68,8 +71,9 @@ def _connected(url: str, service: PodmanService | None, how: str) -> Connection:
         version = engine.version()
     except EngineFailure as exc:
         engine.close()
-        raise RuntimeUnavailable(f"Podman at {url} is not usable: {exc}") from None
-    log.info("using Podman %s at %s (%s)", version, url, how)
+        reason = without_value(str(exc), "podman_socket", url)
+        raise RuntimeUnavailable(f"Podman at {engine.shown_url} is not usable: {reason}") from None
+    log.info("using Podman %s at %s (%s)", version, engine.shown_url, how)
     return Connection(engine, service, how)
 
 

@@ -46,6 +46,7 @@ from tinklet_core.containers.engine import (
 from tinklet_core.containers.frames import ResponseFrames
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.model import RegistryCredentials
+from tinklet_core.redaction import described_value
 from tinklet_core.runtime_helpers import innermost_reason, one_line, without_secret
 from tinklet_podman.conmon_attach import ConmonAttachment
 
@@ -84,6 +85,7 @@ class PodmanEngine:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.shown_url = described_value("podman_socket", url, path=True)  # as errors name it
         self.client = PodmanClient(base_url=url)
         #: Why output is read through the service instead of from conmon (once it had to be).
         self._relayed_because: str | None = None
@@ -96,7 +98,7 @@ class PodmanEngine:
         connection_errors = (PodmanError, RequestException, OSError)
         return failing_as(
             what, secret, api_errors=(APIError,), connection_errors=connection_errors,
-            service=f"Podman at {self.url}", tolerate=tolerate, gone=gone, http_status=True,
+            service=f"Podman at {self.shown_url}", tolerate=tolerate, gone=gone, http_status=True,
         )  # fmt: skip
 
     def ping(self) -> None:
