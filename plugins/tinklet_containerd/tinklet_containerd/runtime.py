@@ -77,6 +77,12 @@ class ContainerdRuntime(ContainerRuntime):
             engine.close()
             raise
 
+    def ungrantable_capabilities(self) -> tuple[str, ...]:
+        """None: the container's spec (:mod:`tinklet_containerd.ocispec`) grants a privileged
+        container only what tinklet's own bounding set allows. A containerd running with a
+        smaller bounding set than tinklet's is recognised when its runtime refuses an action."""
+        return ()
+
     def resolve_image(self, image: str) -> str:
         """``image`` as containerd names it: ``busybox`` is ``docker.io/library/busybox:latest``."""
         return normalise(image)

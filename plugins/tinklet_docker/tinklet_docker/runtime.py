@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tinklet.docker")
 
+#: dockerd's OCI runtimes that start a privileged container with every capability dockerd knows,
+#: as it asks (a configured wrapper may instead trim them to what the host allows).
+PLAIN_OCI_RUNTIMES = ("runc", "io.containerd.runc.v2", "crun")
+
 
 class DockerRuntime(ContainerRuntime):
     """Runs actions as docker containers; opened by the core with the resolved settings.
@@ -35,6 +39,7 @@ class DockerRuntime(ContainerRuntime):
         from tinklet_docker.engine import DEFAULT_URL, DockerEngine
 
         engine = DockerEngine(settings.options.get("docker_host") or DEFAULT_URL)
+        self._docker = engine
         try:
             super().__init__(settings, engine, log)
         except BaseException:
@@ -42,6 +47,20 @@ class DockerRuntime(ContainerRuntime):
             raise
         self.engine_sees_host_files = engine.url.startswith("unix://")  # tcp:// may be remote
         self._warn_about_daemon_proxy(engine)
+
+    def ungrantable_capabilities(self) -> tuple[str, ...]:
+        """Those missing from the bounding set when the daemon's default runtime (``docker
+        info``) is a plain OCI runtime, which refuses them; none with another (a wrapper such
+        as the test hosts' ``hostcaps``) or when the daemon does not say."""
+        missing = super().ungrantable_capabilities()
+        if not missing:
+            return ()
+        try:
+            runtime = self._docker.api.info().get("DefaultRuntime")
+        except Exception as exc:  # only a warning is at stake
+            log.debug("could not read the Docker daemon's default runtime: %s", exc)
+            return ()
+        return missing if runtime in PLAIN_OCI_RUNTIMES else ()
 
     def _warn_about_daemon_proxy(self, engine: DockerEngine) -> None:
         """dockerd pulls with its own proxy settings: warn once when tinklet's differ."""
