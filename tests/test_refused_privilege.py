@@ -26,6 +26,7 @@ from tinklet_core.runtime import Privilege
 REPO = Path(__file__).resolve().parent.parent
 HELLO = REPO / "examples" / "hello.yaml"
 TINKLET = Path(sys.executable).with_name("tinklet")
+CHECK_PRIVILEGED = REPO / "scripts" / "check-privileged"
 #: A capability nothing in dockerd, containerd or the test actions needs.
 DROPPED = "wake_alarm"
 ON_SHORT_HOST = ("setpriv", "--bounding-set", f"-{DROPPED}", "--")
@@ -73,6 +74,24 @@ def test_hello_with_all_caps_succeeds_there(short_host_dockerd: PrivateDockerd) 
     assert "workflow hello: SUCCESS" in ran.stdout
     assert "hello from a tinklet action" in ran.stderr
     assert "cannot run privileged containers" not in ran.stderr
+
+
+def test_setups_check_warns_about_that_daemon_in_one_paragraph(short_host_dockerd: PrivateDockerd) -> None:
+    checked = subprocess.run(
+        ["bash", str(CHECK_PRIVILEGED), short_host_dockerd.url], capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 1, checked.stderr
+    paragraph = checked.stderr
+    assert paragraph.startswith("WARNING: the dockerd at") and "unable to apply caps" in paragraph, paragraph
+    assert "--action-privilege all-caps" in paragraph and "--action-privilege none" in paragraph
+    assert "\n\n" not in paragraph.strip(), paragraph
+
+
+def test_setups_check_passes_the_shared_daemon() -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("docker is not installed")
+    checked = subprocess.run(["bash", str(CHECK_PRIVILEGED)], capture_output=True, text=True, timeout=120)
+    assert (checked.returncode, checked.stderr) == (0, "")
 
 
 def test_the_shared_daemons_wrapper_runtime_is_not_warned_about() -> None:
