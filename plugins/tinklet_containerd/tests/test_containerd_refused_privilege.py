@@ -74,5 +74,25 @@ def test_a_refused_all_caps_action_names_none(short_containerd: PrivateContainer
     assert "--action-privilege all-caps (" not in outcome.reason, outcome.reason
 
 
+def test_opening_warns_once_naming_the_capability_and_all_caps(
+    short_containerd: PrivateContainerd, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = RuntimeSettings(options=options(short_containerd))
+    with caplog.at_level(logging.WARNING, logger="tinklet.containerd"):
+        ContainerdRuntime(settings).close()
+    warnings = [record.getMessage() for record in caplog.records if "privileged" in record.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "CAP_WAKE_ALARM" in warnings[0] and "--action-privilege all-caps" in warnings[0]
+
+
+def test_opening_with_all_caps_does_not_warn(
+    short_containerd: PrivateContainerd, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = RuntimeSettings(options=options(short_containerd), privilege=Privilege.ALL_CAPS)
+    with caplog.at_level(logging.WARNING):
+        ContainerdRuntime(settings).close()
+    assert not [record for record in caplog.records if "privileged" in record.getMessage()]
+
+
 def test_none_runs_there(short_containerd: PrivateContainerd) -> None:
     assert run(short_containerd, Privilege.NONE).state is State.SUCCESS

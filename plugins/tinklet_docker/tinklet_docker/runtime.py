@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from tinklet_core.containers.capabilities import peer_missing_capabilities
 from tinklet_core.containers.runtime import ContainerRuntime
 from tinklet_core.proxy import daemon_differences, differences_warning
 from tinklet_core.runtime import RuntimeSettings
@@ -49,10 +50,13 @@ class DockerRuntime(ContainerRuntime):
         self._warn_about_daemon_proxy(engine)
 
     def ungrantable_capabilities(self) -> tuple[str, ...]:
-        """Those missing from the bounding set when the daemon's default runtime (``docker
-        info``) is a plain OCI runtime, which refuses them; none with another (a wrapper such
-        as the test hosts' ``hostcaps``) or when the daemon does not say."""
-        missing = super().ungrantable_capabilities()
+        """Those missing from dockerd's bounding set (its socket's peer; tinklet's own when it
+        cannot be looked at) when the daemon's default runtime (``docker info``) is a plain OCI
+        runtime, which refuses them; none with another (a wrapper such as the test hosts'
+        ``hostcaps``) or when the daemon does not say."""
+        url = self._docker.url
+        daemon = peer_missing_capabilities(url.removeprefix("unix://")) if url.startswith("unix://") else None
+        missing = super().ungrantable_capabilities() if daemon is None else daemon
         if not missing:
             return ()
         try:
