@@ -50,13 +50,19 @@ def _runtime_config(shared: Path = Path("/etc/docker/daemon.json")) -> dict[str,
 class PrivateDockerd:
     """``start()`` it, ``kill()`` it (SIGKILL, as a crash), ``start()`` it again, ``close()`` it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, wrapper_runtime: bool = True, command_prefix: tuple[str, ...] = ()
+    ) -> None:
+        """``wrapper_runtime=False``: plain runc, without the shared daemon's wrapper runtime, so
+        that on a host whose bounding set is short the daemon refuses privileged containers;
+        ``command_prefix`` runs dockerd through a command (``setpriv --bounding-set -…``)."""
         self.root = root
+        self.command_prefix = command_prefix
         self.netns = f"tinklet-fault-{uuid.uuid4().hex[:8]}"
         self.socket = root / "docker.sock"
         self.process: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
-        (root / "daemon.json").write_text(json.dumps(_runtime_config()))
+        (root / "daemon.json").write_text(json.dumps(_runtime_config() if wrapper_runtime else {}))
         subprocess.run(["ip", "netns", "add", self.netns], check=True)
 
     @property
@@ -73,7 +79,7 @@ class PrivateDockerd:
     def start(self) -> None:
         """Start dockerd and wait until it answers."""
         command = [
-            "nsenter", f"--net=/run/netns/{self.netns}", "dockerd",
+            *self.command_prefix, "nsenter", f"--net=/run/netns/{self.netns}", "dockerd",
             f"--data-root={self.root / 'data'}", f"--exec-root={self.root / 'exec'}",
             f"--pidfile={self.root / 'dockerd.pid'}", f"--host={self.url}",
             f"--config-file={self.root / 'daemon.json'}",
@@ -148,13 +154,16 @@ class PrivateDockerd:
 
 
 @contextlib.contextmanager
-def daemon_with_test_image(root: Path) -> Iterator[PrivateDockerd]:
+def daemon_with_test_image(
+    root: Path, wrapper_runtime: bool = True, command_prefix: tuple[str, ...] = ()
+) -> Iterator[PrivateDockerd]:
     """A started private dockerd under ``root`` holding the test image; closed afterwards. The
-    test is skipped where a private dockerd cannot run."""
+    test is skipped where a private dockerd cannot run. ``wrapper_runtime``, ``command_prefix``:
+    see :class:`PrivateDockerd`."""
     missing = tools_missing()
     if missing:
         pytest.skip(missing)
-    daemon = PrivateDockerd(root)
+    daemon = PrivateDockerd(root, wrapper_runtime, command_prefix)
     try:
         daemon.start()
         daemon.load_test_image()

@@ -9,6 +9,8 @@ capability tinklet itself lacks is treated as missing for the host).
 
 from __future__ import annotations
 
+import socket
+import struct
 from pathlib import Path
 
 #: Linux capability names (without ``CAP_``) by bit number, as in ``linux/capability.h``.
@@ -42,3 +44,32 @@ def missing_capabilities(status: Path = STATUS) -> tuple[str, ...]:
     if mask is None:
         return ()
     return tuple(name for bit, name in enumerate(CAPABILITY_NAMES) if not mask >> bit & 1)
+
+
+def socket_peer_status(path: str, timeout: float = 2.0) -> Path | None:
+    """``/proc/PID/status`` of the process that serves the unix socket ``path`` (its peer
+    credentials), ``None`` when it does not answer or lives in another PID namespace."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(timeout)
+            client.connect(path)
+            credentials = client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid = struct.unpack("3i", credentials)[0]
+    return Path(f"/proc/{pid}/status") if pid > 0 else None
+
+
+def peer_missing_capabilities(path: str) -> tuple[str, ...] | None:
+    """What the bounding set of the process serving the unix socket ``path`` (an engine's
+    daemon) lacks; ``None`` when that process cannot be looked at."""
+    status = socket_peer_status(path)
+    return None if status is None else missing_capabilities(status)
+
+
+def lacking_in_peer(path: str) -> tuple[str, ...]:
+    """Capabilities tinklet's bounding set holds that the bounding set of the process serving
+    the unix socket ``path`` lacks: a container spec written from tinklet's own set asks that
+    engine for them in vain. Empty when the daemon cannot be looked at."""
+    own = set(missing_capabilities())
+    return tuple(name for name in peer_missing_capabilities(path) or () if name not in own)

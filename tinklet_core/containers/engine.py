@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from tinklet_core.containers.privilege import refused_privilege
 from tinklet_core.containers.spec import ContainerSpec
 from tinklet_core.errors import TinkletError
 from tinklet_core.model import RegistryCredentials
@@ -38,6 +39,20 @@ class EngineUnreachable(EngineFailure):
 
 class ContainerGone(EngineFailure):
     """The engine no longer knows the container (it was removed behind tinklet's back)."""
+
+
+class PrivilegeRefused(EngineFailure):
+    """The host refused the capabilities or devices the container asks for (the OCI runtime's
+    "unable to apply caps: operation not permitted"); the runtime adds the way out
+    (:func:`tinklet_core.containers.privilege.refusal_advice`)."""
+
+
+def engine_failure(words: str) -> EngineFailure:
+    """The failure an engine's error ``words`` (already ``"WHAT: reason"``) is:
+    :class:`PrivilegeRefused` when they are a refused privilege
+    (:func:`~tinklet_core.containers.privilege.refused_privilege`), else :class:`EngineFailure`.
+    Every engine adapter maps the errors of its create and start calls through it."""
+    return PrivilegeRefused(words) if refused_privilege(words) else EngineFailure(words)
 
 
 class PullFailure(EngineFailure):
@@ -174,8 +189,8 @@ def failing_as(
         words = one_line(getattr(exc, "explanation", None) or exc)
         if http_status and status is not None:
             words = f"HTTP {status}: {words}"
-        failure = ContainerGone if gone and status == 404 else EngineFailure
-        raise failure(without_secret(f"{what}: {words}", secret)) from None
+        message = without_secret(f"{what}: {words}", secret)
+        raise (ContainerGone(message) if gone and status == 404 else engine_failure(message)) from None
     except connection_errors as exc:
         words = f"{service} is not reachable: {innermost_reason(exc)}"
         raise EngineUnreachable(without_secret(f"{what}: {words}", secret)) from None

@@ -22,7 +22,13 @@ action starts.
 An engine plugin subclasses it, passing its engine, and overrides only its quirks:
 :meth:`ContainerRuntime.resolve_image`, :meth:`ContainerRuntime.pull_refused`,
 :meth:`ContainerRuntime.create_and_start`, :meth:`ContainerRuntime.revive_engine`,
-:meth:`ContainerRuntime.keep_container` and :meth:`ContainerRuntime.close`.
+:meth:`ContainerRuntime.keep_container`, :meth:`ContainerRuntime.ungrantable_capabilities` and
+:meth:`ContainerRuntime.close`.
+
+A host that cannot grant what ``--action-privilege`` asks for is named at both ends (see
+:mod:`tinklet_core.containers.privilege`): opening the runtime warns once when the engine cannot
+grant what ``privileged`` asks for, and an action whose container the host refused fails with
+the way out (``--action-privilege all-caps`` / ``none``) in its report and in the log.
 """
 
 from __future__ import annotations
@@ -33,16 +39,19 @@ import secrets
 from pathlib import Path
 
 from tinklet_core.action_failure import failure_directory, numeric_owner, with_action_failure
+from tinklet_core.containers.capabilities import missing_capabilities
 from tinklet_core.containers.engine import (
     ContainerEngine,
     ContainerGone,
     EngineFailure,
     EngineUnreachable,
     OutputStream,
+    PrivilegeRefused,
     PullFailure,
 )
 from tinklet_core.containers.outage import await_engine
 from tinklet_core.containers.output import OutputLines
+from tinklet_core.containers.privilege import refusal_reason, startup_warning
 from tinklet_core.containers.spec import Ulimit, container_spec
 from tinklet_core.errors import ActionInterrupted
 from tinklet_core.hookspecs import hookimpl
@@ -77,6 +86,14 @@ class ContainerRuntime:
         self._unremoved: set[str] = set()
         if settings.agent_id:
             self._remove_leftovers(settings.agent_id)
+        self.warn_about_privilege()
+
+    def warn_about_privilege(self) -> None:
+        """Log once, as a warning, when the engine cannot grant what ``privileged`` asks for
+        (see :meth:`ungrantable_capabilities`). Called once, when the runtime opens."""
+        warning = startup_warning(self.settings.privilege, self.ungrantable_capabilities())
+        if warning:
+            self.log.warning(warning)
 
     def _remove_leftovers(self, agent_id: str) -> None:
         try:
@@ -127,6 +144,14 @@ class ContainerRuntime:
     def revive_engine(self) -> None:
         """Called while waiting for an unreachable engine, before each ping: bring it back if
         this plugin can (nothing by default; Podman restarts the service it started)."""
+
+    def ungrantable_capabilities(self) -> tuple[str, ...]:
+        """Capabilities (names without ``CAP_``) a privileged container asks the engine for that
+        the host cannot grant, so that it would be refused. By default those missing from the
+        bounding set (``CapBnd`` of ``/proc/self/status``: the engine runs on the same kernel);
+        an engine that trims privileged containers to what the host allows, or that runs them
+        through a runtime that does, returns fewer."""
+        return missing_capabilities()
 
     def keep_container(self, outcome: Outcome) -> bool:
         """True to leave the container of an action that ended with ``outcome`` (not removed
@@ -181,6 +206,8 @@ class ContainerRuntime:
                     if waited is WaitResult.TIMED_OUT:
                         reason = f"timed out after {context.action.timeout}s waiting for the engine ({lost})"
                         return Outcome(State.TIMEOUT, reason=reason)
+        except PrivilegeRefused as exc:
+            return Outcome(State.FAILED, reason=refusal_reason(str(exc), context.settings.privilege))
         except EngineFailure as exc:
             return Outcome(State.FAILED, reason=str(exc))
 

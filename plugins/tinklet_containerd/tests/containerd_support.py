@@ -61,8 +61,10 @@ START_TIMEOUT = 20.0
 class PrivateContainerd:
     """``containerd --config X`` with everything under ``root``; :meth:`start`, :meth:`stop`."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, command_prefix: tuple[str, ...] = ()) -> None:
+        """``command_prefix`` runs containerd through a command (``setpriv --bounding-set -…``)."""
         self.root = root or Path(tempfile.mkdtemp(prefix="tinklet-containerd-"))
+        self.command_prefix = command_prefix
         self.socket = str(self.root / "containerd.sock")
         self.config = self.root / "config.toml"
         self.log_path = self.root / "containerd.log"
@@ -93,7 +95,9 @@ class PrivateContainerd:
         """Start containerd and wait until ``ctr version`` answers on the private socket."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                ["containerd", "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+                [*self.command_prefix, "containerd", "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -138,10 +142,11 @@ class PrivateContainerd:
 
 
 @contextmanager
-def containerd_with_test_image() -> Iterator[PrivateContainerd]:
+def containerd_with_test_image(command_prefix: tuple[str, ...] = ()) -> Iterator[PrivateContainerd]:
     """A started private containerd holding the test image (imported from an OCI archive through
-    the API) in namespace ``tinkerbell``; destroyed afterwards."""
-    daemon = PrivateContainerd()
+    the API) in namespace ``tinkerbell``; destroyed afterwards. ``command_prefix``: see
+    :class:`PrivateContainerd`."""
+    daemon = PrivateContainerd(command_prefix=command_prefix)
     try:
         daemon.start()
         client = Containerd(daemon.socket, "tinkerbell")

@@ -25,7 +25,7 @@ from tinklet_containerd.api.services.leases.v1 import leases_pb2, leases_pb2_grp
 from tinklet_containerd.api.services.snapshots.v1 import snapshots_pb2_grpc
 from tinklet_containerd.api.services.tasks.v1 import tasks_pb2_grpc
 from tinklet_containerd.api.services.version.v1 import version_pb2_grpc
-from tinklet_core.containers.engine import ContainerGone, EngineFailure, EngineUnreachable
+from tinklet_core.containers.engine import ContainerGone, EngineFailure, EngineUnreachable, engine_failure
 from tinklet_core.runtime_helpers import one_line, without_secret
 
 DEFAULT_SOCKET = "/run/containerd/containerd.sock"
@@ -130,8 +130,9 @@ class Containerd:
                 raise EngineUnreachable(
                     without_secret(f"{what}: {self.service} is not reachable: {details}", secret)
                 ) from None
-            failure = ContainerGone if gone and code is grpc.StatusCode.NOT_FOUND else EngineFailure
-            raise failure(without_secret(f"{what}: {details}", secret)) from None
+            message = without_secret(f"{what}: {details}", secret)
+            found_gone = gone and code is grpc.StatusCode.NOT_FOUND
+            raise (ContainerGone(message) if found_gone else engine_failure(message)) from None
 
     def found(self, what: str, call: Callable[[], T]) -> T | None:
         """``call()``'s answer, ``None`` when containerd says NOT_FOUND; other errors as

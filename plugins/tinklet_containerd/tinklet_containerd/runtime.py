@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tinklet_containerd.reference import normalise
+from tinklet_core.containers.capabilities import lacking_in_peer
 from tinklet_core.containers.runtime import ContainerRuntime
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.model import Outcome, State
@@ -76,6 +77,12 @@ class ContainerdRuntime(ContainerRuntime):
         except BaseException:
             engine.close()
             raise
+
+    def ungrantable_capabilities(self) -> tuple[str, ...]:
+        """The container's spec (:mod:`tinklet_containerd.ocispec`) grants a privileged container
+        what tinklet's own bounding set allows: what containerd's lacks of those (read through
+        its socket's peer, when it runs in tinklet's PID namespace)."""
+        return lacking_in_peer(self.engine.client.socket)
 
     def resolve_image(self, image: str) -> str:
         """``image`` as containerd names it: ``busybox`` is ``docker.io/library/busybox:latest``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from tinklet_core.containers.capabilities import peer_missing_capabilities
 from tinklet_core.containers.runtime import ContainerRuntime
 from tinklet_core.proxy import daemon_differences, differences_warning
 from tinklet_core.runtime import RuntimeSettings
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from tinklet_docker.engine import DockerEngine
 
 log = logging.getLogger("tinklet.docker")
+
+#: dockerd's OCI runtimes that start a privileged container with every capability dockerd knows,
+#: as it asks (a configured wrapper may instead trim them to what the host allows).
+PLAIN_OCI_RUNTIMES = ("runc", "io.containerd.runc.v2", "crun")
 
 
 class DockerRuntime(ContainerRuntime):
@@ -35,6 +40,7 @@ class DockerRuntime(ContainerRuntime):
         from tinklet_docker.engine import DEFAULT_URL, DockerEngine
 
         engine = DockerEngine(settings.options.get("docker_host") or DEFAULT_URL)
+        self._docker = engine
         try:
             super().__init__(settings, engine, log)
         except BaseException:
@@ -42,6 +48,23 @@ class DockerRuntime(ContainerRuntime):
             raise
         self.engine_sees_host_files = engine.url.startswith("unix://")  # tcp:// may be remote
         self._warn_about_daemon_proxy(engine)
+
+    def ungrantable_capabilities(self) -> tuple[str, ...]:
+        """Those missing from dockerd's bounding set (its socket's peer; tinklet's own when it
+        cannot be looked at) when the daemon's default runtime (``docker info``) is a plain OCI
+        runtime, which refuses them; none with another (a wrapper such as the test hosts'
+        ``hostcaps``) or when the daemon does not say."""
+        url = self._docker.url
+        daemon = peer_missing_capabilities(url.removeprefix("unix://")) if url.startswith("unix://") else None
+        missing = super().ungrantable_capabilities() if daemon is None else daemon
+        if not missing:
+            return ()
+        try:
+            runtime = self._docker.api.info().get("DefaultRuntime")
+        except Exception as exc:  # only a warning is at stake
+            log.debug("could not read the Docker daemon's default runtime: %s", exc)
+            return ()
+        return missing if runtime in PLAIN_OCI_RUNTIMES else ()
 
     def _warn_about_daemon_proxy(self, engine: DockerEngine) -> None:
         """dockerd pulls with its own proxy settings: warn once when tinklet's differ."""
