@@ -24,6 +24,8 @@ runtime against documented API server behaviour that a kind test double would hi
   with ``PodScheduled=False``, reason ``Unschedulable``;
 - ``pull_errors``: how many transient ``ErrImagePull``/``ImagePullBackOff`` rounds a pod goes
   through before its image pull succeeds;
+- ``start_delay``: seconds the node's container engine takes to start a container (a busy
+  node); a pod deleted meanwhile (its Job's deadline) still has that container stopped;
 - ``legacy_labels``: whether pods also carry the pre-1.27 ``controller-uid``/``job-name`` labels;
 - ``unavailable``: ``(status, until)``: every request is answered with ``status`` (503, 429) and
   a ``Retry-After: retry_after`` header until ``time.monotonic()`` passes ``until``, as an API
@@ -54,6 +56,7 @@ class ServerBehaviour:
     refuse_pods: str | None = None
     unschedulable: str | None = None
     pull_errors: int = 0
+    start_delay: float = 0.0
     legacy_labels: bool = True
     no_sidecars: bool = False
     unavailable: tuple[int, float] | None = None

@@ -33,6 +33,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,7 +356,12 @@ class DockerKubelet:
                     run.sidecars[str(container["name"])] = created
                 elif container is not spec["containers"][0]:
                     run.initializing = created
+                if self._behaviour.start_delay > 0:
+                    time.sleep(self._behaviour.start_delay)
                 self._api.start(created)
+                if container is spec["containers"][0]:
+                    # known before the lock is let go: a delete waiting for it stops this container
+                    run.container = created
         except docker.errors.APIError as exc:
             state = {"waiting": {"reason": "RunContainerError", "message": str(exc.explanation or exc)}}
             self._note(run, container, state)
