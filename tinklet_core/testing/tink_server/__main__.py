@@ -2,6 +2,6 @@
 
 import sys
 
-from tinklet_core.testing.tink_server.server import main
+from tinklet_core.testing.tink_server.cli import main
 
 sys.exit(main())
