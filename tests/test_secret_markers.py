@@ -161,7 +161,7 @@ def kubeconfig() -> Iterator[str | None]:
     if importlib.util.find_spec("tinklet_kube") is None:
         yield None
         return
-    from tinklet_kube.testing import KubeTestServer
+    from tinklet_kube_testing import KubeTestServer
 
     with KubeTestServer() as server:
         yield str(server.kubeconfig)

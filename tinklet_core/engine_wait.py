@@ -20,9 +20,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from tinklet_core.backoff import Backoff
 from tinklet_core.errors import ActionInterrupted, EngineNotReady, RuntimeUnavailable
 from tinklet_core.redaction import described_value
-from tinklet_core.worker import Backoff
 
 T = TypeVar("T")
 

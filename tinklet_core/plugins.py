@@ -14,85 +14,33 @@ from __future__ import annotations
 
 import functools
 import importlib
-import inspect
-import typing
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 
 from tinklet_core import hookspecs, installed
 from tinklet_core.builtins import BUILTIN_NAMES
 from tinklet_core.errors import PluginError
+from tinklet_core.loaded_plugins import CONFIGURED_PREFIX as CONFIGURED_PREFIX
+from tinklet_core.loaded_plugins import RUNTIME_PREFIX as RUNTIME_PREFIX
+from tinklet_core.loaded_plugins import LoadedPlugins as LoadedPlugins
+from tinklet_core.loaded_plugins import Provided as Provided
+from tinklet_core.loaded_plugins import SpecT
 from tinklet_core.options import PluginOption
-from tinklet_core.plugin_calls import PluginCalls, error_line
+from tinklet_core.plugin_calls import error_line
+from tinklet_core.plugin_reports import PluginInfo as PluginInfo
+from tinklet_core.plugin_reports import describe_plugins as describe_plugins
+from tinklet_core.plugin_reports import factory_hooks as factory_hooks
 from tinklet_core.runtime import Runtime, RuntimeSettings, RuntimeSpec
 from tinklet_core.transports.builtin import BUILTIN_TRANSPORTS, BuiltinTransport
 from tinklet_core.transports.spec import TransportSpec
 
+# LoadedPlugins, Provided and the name prefixes (what loading found) live in loaded_plugins,
+# PluginInfo, describe_plugins and factory_hooks (what ``plugins list`` shows) in plugin_reports;
+# the ``X as X`` imports above keep them importable from here, where callers have found them.
+
 ENTRY_POINT_GROUP = "tinklet"
-RUNTIME_PREFIX = "runtime:"
-CONFIGURED_PREFIX = "configured:"
-_IMPL_MARKER = f"{hookspecs.PROJECT}_impl"
-SpecT = TypeVar("SpecT", RuntimeSpec, TransportSpec)
-
-
-@dataclass(frozen=True)
-class Provided(Generic[SpecT]):
-    """A runtime or transport spec with the plugin that provides it."""
-
-    plugin: str
-    spec: SpecT
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    """One loaded plugin as ``tinklet plugins list`` shows it."""
-
-    name: str
-    distribution: str
-    version: str
-    hooks: tuple[str, ...]
-    runtimes: tuple[str, ...]
-    transports: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
-
-
-@dataclass
-class LoadedPlugins:
-    """The plugin manager with what loading found.
-
-    ``runtimes`` and ``transports`` map every name and alias to its provider; ``disputed`` maps
-    a name two plugins claim to the message that explains it; ``options`` lists each plugin's
-    own options (``tinklet_options``); ``failures`` are one-line warnings, each naming a plugin.
-    """
-
-    manager: pluggy.PluginManager
-    distributions: dict[str, tuple[str, str]] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-    blocked: tuple[str, ...] = ()
-    runtimes: dict[str, Provided[RuntimeSpec]] = field(default_factory=dict)
-    transports: dict[str, Provided[TransportSpec]] = field(default_factory=dict)
-    disputed: dict[str, str] = field(default_factory=dict)
-    options: dict[str, tuple[PluginOption, ...]] = field(default_factory=dict)
-    calls: PluginCalls = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.calls = PluginCalls(self.manager)
-
-    def origin(self, plugin: str) -> str:
-        """``plugin 'NAME' (distribution DIST VERSION)``: how messages name a plugin. An opened
-        runtime (``runtime:NAME``) and an object ``tinklet_configure`` returned
-        (``configured:NAME``) are named by the plugin they came from."""
-        owner = plugin
-        if plugin.startswith(CONFIGURED_PREFIX):
-            owner = plugin[len(CONFIGURED_PREFIX) :]
-        elif plugin.startswith(RUNTIME_PREFIX) and plugin[len(RUNTIME_PREFIX) :] in self.runtimes:
-            owner = self.runtimes[plugin[len(RUNTIME_PREFIX) :]].plugin
-        dist, version = self.distributions.get(owner, ("", ""))
-        where = f" (distribution {dist} {version})" if dist else ""
-        return f"plugin {owner!r}{where}"
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -323,80 +271,3 @@ def open_runtime(manager: pluggy.PluginManager, spec: RuntimeSpec, settings: Run
     runtime = spec.factory(settings)
     manager.register(runtime, name=f"{RUNTIME_PREFIX}{spec.name}")
     return runtime
-
-
-def describe_plugins(
-    loaded: LoadedPlugins, accepted: Collection[tuple[str, str]] | None = None
-) -> list[PluginInfo]:
-    """The loaded plugins with distribution, version, runtimes, transports, options and hooks.
-
-    A runtime's hooks are read from its factory class (or a function factory's annotated return
-    type) without opening it, and the hooks of the object ``tinklet_configure`` returns from that
-    function's return annotation without calling it, so listing never connects to a daemon,
-    starts an exporter or imports a heavy client. ``accepted`` holds the ``(owner, option name)``
-    pairs that became flags: options refused as clashes are left out.
-    """
-    manager = loaded.manager
-    infos = []
-    for name, plugin in manager.list_name_plugin():
-        if plugin is None or name.startswith(RUNTIME_PREFIX):
-            continue
-        runtimes = _unique(p.spec for p in loaded.runtimes.values() if p.plugin == name)
-        transports = _unique(p.spec for p in loaded.transports.values() if p.plugin == name)
-        hooks = {caller.name for caller in manager.get_hookcallers(plugin) or ()}
-        for spec in runtimes:
-            hooks |= set(factory_hooks(spec.factory))
-        configure = getattr(plugin, "tinklet_configure", None)
-        if "tinklet_configure" in hooks and configure is not None:
-            hooks |= set(factory_hooks(configure))
-        owned = [
-            *((name, option) for option in loaded.options.get(name, ())),
-            *((f"runtime:{spec.name}", option) for spec in runtimes for option in spec.options),
-            *((f"transport:{spec.name}", option) for spec in transports for option in spec.options),
-        ]
-        options = [option for owner, option in owned if accepted is None or (owner, option.name) in accepted]
-        dist, version = loaded.distributions.get(name, ("", ""))
-        infos.append(
-            PluginInfo(
-                name=name,
-                distribution=dist,
-                version=version,
-                hooks=tuple(sorted(hooks)),
-                runtimes=tuple(spec.name for spec in runtimes),
-                transports=tuple(spec.name for spec in transports),
-                options=tuple(f"--{option.name}" for option in options),
-            )
-        )
-    return infos
-
-
-def _unique(specs: Iterable[SpecT]) -> list[SpecT]:
-    unique: list[SpecT] = []
-    for spec in specs:
-        if spec not in unique:
-            unique.append(spec)
-    return unique
-
-
-def factory_hooks(factory: object) -> list[str]:
-    """The hooks a runtime factory's objects (or what a ``tinklet_configure`` returns) implement:
-    read from the class, from a function's return annotation (``Exporter | None`` too), or the
-    hooks a :class:`~tinklet_core.lazy_factory.LazyFactory` declares. Never calls the factory."""
-    if isinstance(declared := getattr(factory, "hooks", None), tuple):
-        return sorted(declared)
-    if inspect.isclass(factory):
-        classes = [factory]
-    else:
-        try:
-            returned = typing.get_type_hints(factory).get("return")
-        except Exception:  # an annotation that cannot be resolved: nothing to show
-            return []
-        classes = [c for c in (typing.get_args(returned) or (returned,)) if inspect.isclass(c)]
-    return sorted(
-        {
-            name
-            for cls in classes
-            for name, member in inspect.getmembers(cls)
-            if name.startswith(f"{hookspecs.PROJECT}_") and hasattr(member, _IMPL_MARKER)
-        }
-    )

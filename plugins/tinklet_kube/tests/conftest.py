@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from kube_helpers import REAL_CLUSTER_ENV, TEST_IMAGE, Cluster
 from tinklet_kube.runtime import KubeRuntime
-from tinklet_kube.testing import KubeTestServer
-from tinklet_kube.testing.behaviour import ServerBehaviour
+from tinklet_kube_testing import KubeTestServer
+from tinklet_kube_testing.behaviour import ServerBehaviour
 
 
 @pytest.fixture(scope="session")

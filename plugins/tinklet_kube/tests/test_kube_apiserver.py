@@ -16,7 +16,7 @@ from kube_helpers import TEST_IMAGE, Cluster, job_body, wait_until
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.kube_config import new_client_from_config
-from tinklet_kube.testing import KubeTestServer
+from tinklet_kube_testing import KubeTestServer
 
 
 def unique(prefix: str = "job") -> str:

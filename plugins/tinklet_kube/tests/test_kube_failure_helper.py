@@ -17,8 +17,8 @@ from kubernetes.client.exceptions import ApiException
 from tinklet_kube.manifests import HELPER_DIR, HELPER_NAME, JobOptions, job_manifest
 from tinklet_kube.outcome import JobView, Limits
 from tinklet_kube.runtime import KubeRuntime, helper_image
-from tinklet_kube.testing.behaviour import ServerBehaviour
 from tinklet_kube.watch import WatchEvent
+from tinklet_kube_testing.behaviour import ServerBehaviour
 
 from tinklet_core.model import State
 from tinklet_core.runtime import PullPolicy

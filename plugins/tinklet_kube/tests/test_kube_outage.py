@@ -19,7 +19,7 @@ from kubernetes.config.kube_config import new_client_from_config
 from tinklet_kube.errors import KubeApiError
 from tinklet_kube.retry import ApiRetry
 from tinklet_kube.runtime import KubeRuntime
-from tinklet_kube.testing import KubeTestServer
+from tinklet_kube_testing import KubeTestServer
 
 from tinklet_core.errors import EngineNotReady, RuntimeUnavailable
 from tinklet_core.model import Outcome, State

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from kube_helpers import TEST_IMAGE, Cluster, new_action, new_run
 from tinklet_kube.runtime import KubeRuntime
-from tinklet_kube.testing import KubeTestServer
-from tinklet_kube.testing.behaviour import ServerBehaviour
+from tinklet_kube_testing import KubeTestServer
+from tinklet_kube_testing.behaviour import ServerBehaviour
 
 from tinklet_core.errors import RuntimeUnavailable
 from tinklet_core.model import State

@@ -13,7 +13,7 @@ from kube_helpers import REAL_CLUSTER_ENV, TEST_IMAGE
 from kubernetes import client
 from kubernetes.config.kube_config import new_client_from_config
 from tinklet_kube.names import label_value
-from tinklet_kube.testing import KubeTestServer
+from tinklet_kube_testing import KubeTestServer
 
 from tinklet_core.testing.runtime_suite import AGENT, RuntimeBehaviourSuite
 

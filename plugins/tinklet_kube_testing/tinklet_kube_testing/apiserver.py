@@ -52,11 +52,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tinklet_kube.testing.behaviour import ServerBehaviour
-from tinklet_kube.testing.controller import JobController
-from tinklet_kube.testing.kubelet import CONTAINER_LABEL, DockerKubelet
-from tinklet_kube.testing.store import ObjectStore, Selector, StatusError, bad_request, not_found
-from tinklet_kube.testing.validation import drop_sidecar_fields, validate_job, validate_secret
+from tinklet_kube_testing.behaviour import ServerBehaviour
+from tinklet_kube_testing.controller import JobController
+from tinklet_kube_testing.kubelet import CONTAINER_LABEL, DockerKubelet
+from tinklet_kube_testing.store import ObjectStore, Selector, StatusError, bad_request, not_found
+from tinklet_kube_testing.validation import drop_sidecar_fields, validate_job, validate_secret
 
 JSON = dict[str, Any]
 log = logging.getLogger("tinklet.kube.testserver")

@@ -42,8 +42,8 @@ from typing import Any
 import docker
 import docker.errors
 
-from tinklet_kube.testing.behaviour import ServerBehaviour
-from tinklet_kube.testing.store import ObjectStore, StatusError, name_of, now
+from tinklet_kube_testing.behaviour import ServerBehaviour
+from tinklet_kube_testing.store import ObjectStore, StatusError, name_of, now
 
 JSON = dict[str, Any]
 CONTAINER_LABEL = "tinklet.kube-testserver"

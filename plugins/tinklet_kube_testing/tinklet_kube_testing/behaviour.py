@@ -30,7 +30,7 @@ runtime against documented API server behaviour that a kind test double would hi
 - ``unavailable``: ``(status, until)``: every request is answered with ``status`` (503, 429) and
   a ``Retry-After: retry_after`` header until ``time.monotonic()`` passes ``until``, as an API
   server failing over behind a load balancer, or shedding load, answers (set it with
-  :meth:`~tinklet_kube.testing.apiserver.KubeTestServer.answer_errors`, which also cuts the open
+  :meth:`~tinklet_kube_testing.apiserver.KubeTestServer.answer_errors`, which also cuts the open
   streams);
 - ``no_sidecars``: behave like a server before Kubernetes 1.29 (or with the SidecarContainers
   feature gate off): ``restartPolicy`` of init containers is an unknown field and silently

@@ -20,10 +20,10 @@ import random
 import threading
 from typing import Any
 
-from tinklet_kube.testing.behaviour import ServerBehaviour
-from tinklet_kube.testing.kubelet import DockerKubelet
-from tinklet_kube.testing.store import ObjectStore, Selector, StatusError, name_of, now
-from tinklet_kube.testing.validation import validate_job
+from tinklet_kube_testing.behaviour import ServerBehaviour
+from tinklet_kube_testing.kubelet import DockerKubelet
+from tinklet_kube_testing.store import ObjectStore, Selector, StatusError, name_of, now
+from tinklet_kube_testing.validation import validate_job
 
 JSON = dict[str, Any]
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"

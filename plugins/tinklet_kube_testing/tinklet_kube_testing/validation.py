@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from tinklet_kube.testing.store import StatusError
+from tinklet_kube_testing.store import StatusError
 
 JSON = dict[str, Any]
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
