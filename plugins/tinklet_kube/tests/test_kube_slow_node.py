@@ -8,7 +8,7 @@ import uuid
 
 import docker
 from kube_helpers import Cluster, job_body, wait_until
-from tinklet_kube.testing.behaviour import ServerBehaviour
+from tinklet_kube_testing.behaviour import ServerBehaviour
 
 
 def test_a_deadline_while_the_container_starts_stops_the_container(
