@@ -68,7 +68,8 @@ def test_core_options_are_grouped_by_what_they_are_about() -> None:
         assert title in shown, f"no panel {title!r} in {list(shown)}"
         for flag in flags:
             assert flag in shown[title], f"{flag} is not in the {title!r} panel"
-    assert "Runtime docker (tinklet-docker)" in shown and "--docker-host" in shown["Runtime docker (tinklet-docker)"]
+    docker = "Runtime docker (tinklet-docker)"
+    assert docker in shown and "--docker-host" in shown[docker]
 
 
 def test_defaults_read_as_a_person_writes_them() -> None:
@@ -76,7 +77,8 @@ def test_defaults_read_as_a_person_writes_them() -> None:
     assert "Default: 5." in text  # --max-backoff, a float 5.0
     assert "Default: 3." in text  # --report-grace
     assert "Default: on." in text  # --agent-attributes
-    for machine in ("Default: True", "Default: False", ".0.", "Default: 5.0", "Default: 300.0", "Default: ()"):
+    machine_forms = ("Default: True", "Default: False", ".0.", "Default: 5.0", "Default: 300.0", "()")
+    for machine in machine_forms:
         assert machine not in text, machine
 
 

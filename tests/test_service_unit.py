@@ -54,7 +54,7 @@ def unit_environment(state_root: Path, env_file: dict[str, str]) -> dict[str, st
     (state_dir,) = service("StateDirectory")
     made = state_root / state_dir
     made.mkdir(mode=int(service("StateDirectoryMode")[0], 8), parents=True)
-    assert environment["TINKLET_STATE_DIR"] == f"/var/lib/{state_dir}", "the state dir is the unit's StateDirectory"
+    assert environment["TINKLET_STATE_DIR"] == f"/var/lib/{state_dir}", "not the unit's StateDirectory"
     environment["TINKLET_STATE_DIR"] = str(made)
     return environment
 
