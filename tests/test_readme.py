@@ -50,3 +50,16 @@ def test_the_wrong_facts_are_gone() -> None:
     configuration = (ROOT / "docs" / "reference" / "configuration.md").read_text()
     assert "`docker_host:` and `docker-host:`" in configuration
     assert "`http-proxy:` and `http_proxy:`" in configuration
+
+
+def test_the_monitoring_pages_queries_are_the_ones_run_against_prometheus() -> None:
+    """plugins/tinklet_prometheus/tests/test_prometheus_real_server.py runs its queries on a real
+    Prometheus; the page shows exactly those."""
+    tests = ROOT / "plugins" / "tinklet_prometheus" / "tests"
+    tested = (tests / "test_prometheus_real_server.py").read_text()
+    constant = tested[tested.index("README_QUERIES = (") :].split(")\n", 1)[0]
+    queries = re.findall(r'^\s+"(.+)",$', constant, re.M)
+    page = (ROOT / "docs" / "monitoring.md").read_text()
+    block = page.split("```promql\n", 1)[1].split("```", 1)[0]
+    shown = [line.split("   #")[0].split("     #")[0].strip() for line in block.splitlines()]
+    assert len(queries) == 3 and shown == queries
