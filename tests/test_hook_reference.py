@@ -1,4 +1,4 @@
-"""The README's hook reference cannot drift from ``hookspecs.py``, and the public facade and its
+"""The plugin guide's hook list (docs/plugins.md) cannot drift from ``hookspecs.py``, and the public facade and its
 types are what a plugin author gets."""
 
 from __future__ import annotations
