@@ -1,5 +1,5 @@
-"""The plugin guide's hook list (docs/plugins.md) cannot drift from ``hookspecs.py``, and the public facade and its
-types are what a plugin author gets."""
+"""The plugin guide's hook list (docs/plugins.md) cannot drift from ``hookspecs.py``, and the
+public facade and its types are what a plugin author gets."""
 
 from __future__ import annotations
 
