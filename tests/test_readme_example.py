@@ -11,12 +11,12 @@ from pathlib import Path
 from tests.plugin_kit import tinklet, write_module, write_workflow
 from tests.test_extension_points import PROBE, probe_lines
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parent.parent / "docs" / "plugins.md"
 
 
 def readme_example() -> str:
     text = README.read_text()
-    section = text[text.index("### Worked example") :]
+    section = text[text.index("## Worked example") :]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
