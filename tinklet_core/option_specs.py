@@ -106,7 +106,7 @@ CORE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("loglevel", "Log level.", default="info", choices=("debug", "info", "warning", "error")),
     OptionSpec(
         "log-format",
-        "Log line format: text for people, json for one JSON object per line (Loki, journald…).",
+        "Log line format: text for people, json for one JSON object per line (Loki, journald).",
         default="text",
         choices=("text", "json"),
     ),
