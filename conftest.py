@@ -1,10 +1,13 @@
-"""How the test suite is split across pytest-xdist workers (``-n 4 --dist loadgroup``, see
-pyproject): every test file runs whole on one worker, unless a test names another group.
+"""How the test suite is split across pytest-xdist workers: ``-n 4 --dist loadfile`` (the default,
+see pyproject) runs every test file whole on one worker, four files at a time.
 
-Files are the unit because the tests of one file share fixed agent ids, module-scoped engines
-and the like; tests of different files that touch the same things on the shared dockerd or Podman
-(agent ``local``'s containers, say) carry ``@pytest.mark.xdist_group("local-agent")`` and so
-run one after another on one worker.
+Files are the unit because the tests of one file share fixed agent ids, module-scoped engines,
+the one-file executable and the like. Tests of different files must not touch the same things on
+the shared engines: a test about what agent ``local`` leaves behind has a private dockerd
+(tests/test_local_runs.py). ``loadfile``, not ``loadgroup``: with pytest 9.2, pytest-xdist 3.8's
+loadgroup no longer sees the groups (it renames each test's ``_nodeid``, which pytest 9.2 no longer
+reads), and every test of a file went to any worker; ``loadfile`` needs no marks. ``-n 0`` runs the
+suite in one process.
 """
 
 from __future__ import annotations
@@ -22,11 +25,3 @@ def pytest_configure(config: pytest.Config) -> None:
     basetemp = config.option.basetemp
     if hasattr(config, "workerinput") and basetemp and Path(basetemp).name.startswith("popen-"):
         config.option.basetemp = str(Path(basetemp).with_name(Path(basetemp).name.removeprefix("popen-")))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give each test without an ``xdist_group`` its file as group (before xdist reads them)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
