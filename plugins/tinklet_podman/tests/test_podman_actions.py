@@ -229,9 +229,11 @@ def test_lines_a_broken_live_stream_missed_come_from_the_log(
             self.inner.close()
 
     monkeypatch.setattr(engine, "attach", Breaking)
-    run = execute(runtime, make_action(["seq", "1", "100000"]))
+    # 2.7 MB: more than three of the reader's largest frames (READ_SIZE, 256 KiB) can hold, even
+    # when a loaded machine lets the output pile up and each read takes a whole READ_SIZE
+    run = execute(runtime, make_action(["seq", "1", "400000"]))
     assert run.outcome is not None and run.outcome.state is State.SUCCESS
-    assert run.lines == [str(n) for n in range(1, 100_001)]
+    assert run.lines == [str(n) for n in range(1, 400_001)]
     assert "missed were read from the container log" in caplog.text
 
 
