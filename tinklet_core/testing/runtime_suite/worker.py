@@ -132,7 +132,10 @@ class WorkerProcessTests(SuiteBase):
             running, timeout = server.reports[:2]
             assert (running.state, timeout.state) == (State.RUNNING, State.TIMEOUT), output
             elapsed = (timeout.received_at - running.received_at).total_seconds()
-            assert elapsed < 4 + self.startup_allowance(), f"TIMEOUT came {elapsed:.1f}s after RUNNING"
+            # the 2 s deadline, not the action's own 30 s: the 8 s beyond it cover creating,
+            # killing and removing the container on a loaded machine (the suite runs four test
+            # files at a time), and are still far from what a missed deadline would take
+            assert elapsed < 2 + 8 + self.startup_allowance(), f"TIMEOUT came {elapsed:.1f}s after RUNNING"
         assert self.leftovers() == []
 
     def test_worker_retries_a_refused_final_report(self) -> None:
