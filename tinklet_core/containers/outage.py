@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from tinklet_core.backoff import Backoff
 from tinklet_core.containers.engine import EngineFailure, EngineUnreachable
 from tinklet_core.runtime import ActionContext, WaitResult
-from tinklet_core.worker import Backoff
 
 #: Backoff bounds (seconds) between pings of an engine that does not answer.
 FIRST_PING_DELAY = 0.2
