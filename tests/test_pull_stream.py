@@ -65,3 +65,21 @@ def test_a_docker_pull_stream_reports_bytes_of_its_layers() -> None:
     assert final.current == final.total, "every layer downloaded"
     assert len({p.current for p in seen}) > 1, "progress moved while downloading"
     assert [p.current for p in seen] == sorted(p.current for p in seen), "bytes only grow"
+
+
+def test_a_finished_layer_counts_whole_without_its_download_complete_event() -> None:
+    """Seen from a loaded dockerd: a layer's last event before ``Pull complete`` was an early
+    ``Downloading``; the pull's final progress must still read every byte, not 1 %."""
+    seen: list[PullProgress] = []
+    stream = PullStreamProgress("registry.example/app:1", seen.append, interval=0)
+    events = [
+        {"status": "Pulling from app", "id": "1"},
+        {"status": "Pulling fs layer", "id": "aa"},
+        {"status": "Downloading", "id": "aa", "progressDetail": {"current": 32768, "total": 3146862}},
+        {"status": "Pull complete", "id": "aa"},
+    ]
+    for event in events:
+        stream.feed(event)
+    final = stream.progress()
+    assert (final.current, final.total, final.unit) == (3146862, 3146862, "bytes")
+    assert seen[-1].current == 3146862

@@ -55,6 +55,8 @@ class PullStreamProgress:
             self._downloaded[layer] = self._sizes[layer]
         elif status in LAYER_DONE:
             self._done.add(layer)
+            if layer in self._sizes:  # a finished layer is whole, whichever progress events arrived
+                self._downloaded[layer] = self._sizes[layer]
         now = self._clock()
         if now - self._last >= self._interval:
             self._last = now
