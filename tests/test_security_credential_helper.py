@@ -35,13 +35,18 @@ def _config(tmp_path: Path, helper: str) -> Path:
     return config
 
 
+# The probe's peak is VmHWM, its own address space's high-water mark: not getrusage's ru_maxrss,
+# which Linux carries across exec from the process that started it (a pytest worker of 180 MiB
+# made a 40 MiB probe read as 181 MiB).
 PROBE = """
-import logging, resource, sys
+import logging, sys
 from pathlib import Path
 from tinklet_core.registry_auth import ConfiguredRegistryCredentials
 logging.basicConfig(level=logging.WARNING)
 found = ConfiguredRegistryCredentials((), Path(sys.argv[1])).tinklet_registry_credentials("r.example")
-print(found is None, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+status = Path("/proc/self/status").read_text().splitlines()
+peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(found is None, peak_kib // 1024)
 """
 
 
