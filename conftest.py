@@ -1,13 +1,12 @@
-"""How the test suite is split across pytest-xdist workers: ``-n 4 --dist loadfile`` (the default,
-see pyproject) runs every test file whole on one worker, four files at a time.
+"""How the test suite is split across pytest-xdist workers when asked to: ``-n 4 --dist loadfile``
+(not the default yet, see pyproject) runs every test file whole on one worker, four at a time.
 
 Files are the unit because the tests of one file share fixed agent ids, module-scoped engines,
 the one-file executable and the like. Tests of different files must not touch the same things on
 the shared engines: a test about what agent ``local`` leaves behind has a private dockerd
 (tests/test_local_runs.py). ``loadfile``, not ``loadgroup``: with pytest 9.2, pytest-xdist 3.8's
 loadgroup no longer sees the groups (it renames each test's ``_nodeid``, which pytest 9.2 no longer
-reads), and every test of a file went to any worker; ``loadfile`` needs no marks. ``-n 0`` runs the
-suite in one process.
+reads), and every test of a file went to any worker; ``loadfile`` needs no marks.
 """
 
 from __future__ import annotations
