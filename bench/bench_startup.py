@@ -94,39 +94,59 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def idle_worker(tinklet: str, seconds: float) -> dict[str, float]:
-    """RSS (MiB) of a docker worker with no work after ``seconds``, its threads, and the CPU
-    seconds it used after its first GetAction."""
+FLOOR_CLIENT = Path(__file__).with_name("idle_floor_client.py")
+
+
+def idle_figures(pid: int, cpu_ticks_then: int) -> dict[str, float]:
+    """RSS, its anonymous and file-backed parts (MiB), threads, and the CPU seconds used since
+    ``cpu_ticks_then``, of the running process ``pid``."""
+    status = _status(pid)
+    return {
+        "rss": int(status["VmRSS"].split()[0]) / 1024,
+        "anon": int(status["RssAnon"].split()[0]) / 1024,
+        "file": int(status["RssFile"].split()[0]) / 1024,
+        "threads": float(status["Threads"]),
+        "cpu": (_cpu_ticks(pid) - cpu_ticks_then) / CLOCK_TICKS,
+    }
+
+
+def idle_worker(tinklet: str, seconds: float) -> dict[str, dict[str, float]]:
+    """The idle figures (:func:`idle_figures`) of a docker worker with no work after ``seconds``,
+    CPU counted from its first GetAction (``worker``); and, measured at the same moment against
+    the same server, those of the dependency floors (``idle_floor_client.py``, polling the same
+    way): the worker's libraries alone (``floor``), and gRPC with protobuf alone
+    (``grpc floor``), which a worker on any runtime holds."""
     from tinklet_core.testing.tink_server import TinkServer
 
     agent = "bench-idle"
     with TinkServer([], agent) as server:
-        worker = subprocess.Popen(
-            [tinklet, "--tink", server.address, "--identifier", agent, "--runtime", "docker"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=child_env(),
-        )
+        commands = {
+            "worker": [tinklet, "--tink", server.address, "--identifier", agent, "--runtime", "docker"],
+            "floor": [sys.executable, str(FLOOR_CLIENT), server.address, agent],
+            "grpc floor": [sys.executable, str(FLOOR_CLIENT), "--without-docker", server.address, agent],
+        }
+        processes = {
+            name: subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
+            )
+            for name, command in commands.items()
+        }
         try:
             started = time.monotonic()
-            if not server.wait_until(lambda: bool(server.calls), 30):
-                worker.kill()
-                raise SystemExit(f"{tinklet} never asked for work: {worker.communicate()[1].decode()[-400:]}")
-            ticks = _cpu_ticks(worker.pid)
+            if not server.wait_until(lambda: len(server.calls) >= len(processes), 30):
+                raise SystemExit(f"{tinklet} or a floor client never asked for work")
+            ticks = {name: _cpu_ticks(process.pid) for name, process in processes.items()}
             time.sleep(max(0.0, seconds - (time.monotonic() - started)))
-            if worker.poll() is not None:
-                raise SystemExit(f"{tinklet} exited: {worker.communicate()[1].decode()[-400:]}")
-            status = _status(worker.pid)
-            cpu = (_cpu_ticks(worker.pid) - ticks) / CLOCK_TICKS
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    raise SystemExit(f"the {name} exited: {process.communicate()[1].decode()[-400:]}")
+            figures = {name: idle_figures(process.pid, ticks[name]) for name, process in processes.items()}
         finally:
-            worker.terminate()
-            worker.communicate(timeout=30)
-    return {
-        "rss": int(status["VmRSS"].split()[0]) / 1024,
-        "anon": int(status["RssAnon"].split()[0]) / 1024,
-        "threads": float(status["Threads"]),
-        "cpu": cpu,
-    }
+            for process in processes.values():
+                if process.poll() is None:
+                    process.terminate()
+                process.communicate(timeout=30)
+    return figures
 
 
 def main() -> None:
@@ -161,13 +181,25 @@ def main() -> None:
         if args.baseline is not None:
             installs.append(("baseline: ", str(args.baseline / "bin" / "tinklet")))
         for label, path in installs:
-            idle = idle_worker(path, args.idle_seconds)
+            measured = idle_worker(path, args.idle_seconds)
+            idle, floor, grpc_floor = measured["worker"], measured["floor"], measured["grpc floor"]
             met = "met" if idle["rss"] <= IDLE_GOAL_MIB else "MISSED"
             print(
                 f"{label}idle worker (docker, server mode, no work, {args.idle_seconds:.0f} s): "
-                f"{idle['rss']:.1f} MiB RSS ({idle['anon']:.1f} anonymous), {idle['threads']:.0f} threads, "
-                f"{idle['cpu']:.2f} s CPU while idle = {idle['rss'] / IDLE_GOAL_MIB:.2f}x the "
-                f"{IDLE_GOAL_MIB:.0f} MiB goal ({met})"
+                f"{idle['rss']:.1f} MiB RSS ({idle['anon']:.1f} anonymous, {idle['file']:.1f} file-backed), "
+                f"{idle['threads']:.0f} threads, {idle['cpu']:.2f} s CPU while idle = "
+                f"{idle['rss'] / IDLE_GOAL_MIB:.2f}x the {IDLE_GOAL_MIB:.0f} MiB goal ({met})"
+            )
+            print(
+                f"{label}  its dependency floor (grpc, protobuf, docker-py; polling alike): "
+                f"{floor['rss']:.1f} MiB RSS ({floor['anon']:.1f} anonymous, {floor['file']:.1f} "
+                f"file-backed) = {floor['rss'] / IDLE_GOAL_MIB:.2f}x the goal; the worker holds "
+                f"{idle['rss'] / floor['rss']:.2f}x the floor, {idle['rss'] - floor['rss']:.1f} MiB of its own"
+            )
+            print(
+                f"{label}  gRPC and protobuf alone (any runtime's floor): {grpc_floor['rss']:.1f} MiB RSS "
+                f"({grpc_floor['anon']:.1f} anonymous, {grpc_floor['file']:.1f} file-backed) = "
+                f"{grpc_floor['rss'] / IDLE_GOAL_MIB:.2f}x the goal"
             )
     if args.suite_seconds is None:
         print("fresh-clone bash .ci/run: not measured here (pass --suite-seconds S from CI; goal 600 s)")
