@@ -194,7 +194,8 @@ def main() -> None:
                 f"{label}  its dependency floor (grpc, protobuf, docker-py; polling alike): "
                 f"{floor['rss']:.1f} MiB RSS ({floor['anon']:.1f} anonymous, {floor['file']:.1f} "
                 f"file-backed) = {floor['rss'] / IDLE_GOAL_MIB:.2f}x the goal; the worker holds "
-                f"{idle['rss'] / floor['rss']:.2f}x the floor, {idle['rss'] - floor['rss']:.1f} MiB of its own"
+                f"{idle['rss'] / floor['rss']:.2f}x the floor, "
+                f"{idle['rss'] - floor['rss']:.1f} MiB of its own"
             )
             print(
                 f"{label}  gRPC and protobuf alone (any runtime's floor): {grpc_floor['rss']:.1f} MiB RSS "

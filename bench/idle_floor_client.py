@@ -13,6 +13,7 @@ Run: ``python bench/idle_floor_client.py [--without-docker] ADDRESS AGENT [INTER
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -37,10 +38,8 @@ def main() -> None:
     channel = grpc.insecure_channel(address)
     stub = pb_grpc.WorkflowServiceStub(channel)
     while not stop.is_set():
-        try:
+        with contextlib.suppress(grpc.RpcError):  # no work for this agent, as the worker is told
             stub.GetAction(pb.ActionRequest(agent_id=agent), timeout=30)
-        except grpc.RpcError:
-            pass  # no work for this agent: the answer the idle worker gets too
         stop.wait(interval)
     channel.close()
 
