@@ -9,9 +9,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LINES = 450
-#: Modules another change is splitting at the time of writing (cli.py into tinklet_core/cli/,
-#: config.py's registry logins out); remove each entry once its split is merged.
-KNOWN_LARGE: set[str] = set()
 
 
 def is_generated_or_double(path: str) -> bool:
@@ -37,11 +34,9 @@ def test_no_module_is_longer_than_a_reader_can_hold() -> None:
     too_long = sorted(
         f"{path}: {count} lines"
         for path, count in lines.items()
-        if count > MAX_LINES and not is_generated_or_double(path) and path not in KNOWN_LARGE
+        if count > MAX_LINES and not is_generated_or_double(path)
     )
     assert too_long == [], f"split these modules (at most {MAX_LINES} lines each)"
-    still_large = {path for path in KNOWN_LARGE if path in lines and lines[path] > MAX_LINES}
-    assert still_large == KNOWN_LARGE & set(lines), "a known exception was split: remove it from KNOWN_LARGE"
 
 
 def core_modules() -> dict[str, Path]:

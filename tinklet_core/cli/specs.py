@@ -56,18 +56,17 @@ def option_specs(loaded: LoadedPlugins) -> tuple[list[OptionSpec], list[OptionSp
     core = [dataclasses.replace(spec, heading=core_panel(spec)) for spec in core]
     groups: list[tuple[str, str, Sequence[Any], str]] = []
     seen: list[object] = []
-    for provided in loaded.runtimes.values():
-        if provided.spec in seen:
-            continue
-        seen.append(provided.spec)
-        heading = f"Runtime {provided.spec.name} ({origin(loaded, provided.plugin)})"
-        groups.append((f"runtime:{provided.spec.name}", heading, provided.spec.options, "common"))
-    for transport in loaded.transports.values():
-        if transport.spec in seen:
-            continue
-        seen.append(transport.spec)
-        heading = f"Transport {transport.spec.name} ({origin(loaded, transport.plugin)})"
-        groups.append((f"transport:{transport.spec.name}", heading, transport.spec.options, "worker"))
+    provided_specs = (
+        ("runtime", "Runtime", "common", loaded.runtimes.values()),
+        ("transport", "Transport", "worker", loaded.transports.values()),
+    )
+    for kind, title, scope, provided in provided_specs:
+        for entry in provided:
+            if entry.spec in seen:  # one spec registered under several names gets one panel
+                continue
+            seen.append(entry.spec)
+            heading = f"{title} {entry.spec.name} ({origin(loaded, entry.plugin)})"
+            groups.append((f"{kind}:{entry.spec.name}", heading, entry.spec.options, scope))
     for plugin, options in loaded.options.items():
         groups.append((plugin, f"Plugin {origin(loaded, plugin)}", options, "common"))
     specs, warnings = plugin_option_specs(groups)
