@@ -26,7 +26,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tinklet_core.testing.sockets import closed_by_peer, reset
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
 
@@ -93,18 +93,7 @@ def reset_after_asking(port: int) -> None:
     """Send a whole request, then close with RST before the answer is read."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(HEAD_START + b"\r\n")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-
-
-def closed(sock: socket.socket) -> bool:
-    """True when the server has closed ``sock`` (EOF or reset), without waiting."""
-    sock.setblocking(False)
-    try:
-        return sock.recv(1) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
+        reset(sock)
 
 
 def main() -> None:
@@ -171,7 +160,7 @@ def main() -> None:
                 sender.join(120)
             senders_done = time.monotonic() - began
             time.sleep(max(0.0, args.idle_wait - (time.monotonic() - began)))
-            still_open = sum(not closed(sock) for sock in silent)
+            still_open = sum(not closed_by_peer(sock) for sock in silent)
             for sock in silent:
                 sock.close()
             for _ in range(args.resets):

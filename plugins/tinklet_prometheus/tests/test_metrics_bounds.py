@@ -10,7 +10,6 @@ import json
 import re
 import select
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_support import free_port, get, start_worker, stop_worker, wait_for
 
+from tinklet_core.testing.sockets import closed_by_peer, reset
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
 
@@ -85,23 +85,6 @@ def bytes_sent_until_cut_off(base: str) -> tuple[int, bytes]:
     return sent, b"never cut off"
 
 
-def closed_by_server(sock: socket.socket, timeout: float) -> bool:
-    """True when the server closes ``sock`` (EOF or reset) within ``timeout`` seconds."""
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(1) == b""
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
-
-
-def reset(sock: socket.socket) -> None:
-    """Close with RST (SO_LINGER 0), as a client that crashes or a scanner does."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
 def test_headers_sent_forever_are_cut_off_and_metrics_still_answer(tink: str) -> None:
     worker, base = started(tink)
     try:
@@ -139,7 +122,7 @@ def test_silent_connections_are_closed_and_never_lock_a_scraper_out(tink: str) -
         still_open = [
             s
             for s in silent
-            if not closed_by_server(s, max(0.1, HEAD_SECONDS + 5 - (time.monotonic() - began)))
+            if not closed_by_peer(s, max(0.1, HEAD_SECONDS + 5 - (time.monotonic() - began)))
         ]
         assert not still_open, (
             f"{len(still_open)} of {len(silent)} silent connections still open after {HEAD_SECONDS + 5}s"
