@@ -36,6 +36,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from proc_memory import mib
+
 IMAGE = "tinklet/busybox:latest"
 PODMAN_IMAGE = "localhost/tinklet/busybox:latest"
 TEXT = ("0123456789" * 10)[:99]
@@ -64,17 +66,6 @@ def cli_seconds(engine: str) -> float:
         env=engine_env(),
     )
     return time.perf_counter() - started
-
-
-def rss_mib(field: str = "VmRSS") -> float:
-    """This process's resident set size in MiB: now (``VmRSS``) or at its peak (``VmHWM``).
-
-    Not ``getrusage``: its ``ru_maxrss`` survives exec, so a child would inherit the parent's.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[str, Any]:
@@ -109,13 +100,13 @@ def worker_child(engine: str, script: str, output: str, log_file: str) -> dict[s
         WorkerOptions(log_output=output == "log"),
         on_delivered=lambda event: finals.append(event) if event.state.is_final else None,
     )
-    before = rss_mib()
+    before = mib("VmRSS")
     started = time.perf_counter()
     worker.run()
     elapsed = time.perf_counter() - started
     runtime.close()
     stream.close()
-    peak = rss_mib("VmHWM")
+    peak = mib("VmHWM")
     state = finals[0].state.value if finals else "none"
     message = finals[0].message if finals and state != "SUCCESS" else ""
     return {"seconds": elapsed, "state": state, "message": message, "rss_before": before, "peak_rss": peak}

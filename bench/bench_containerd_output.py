@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import subprocess
 import sys
 import threading
@@ -27,6 +26,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from proc_memory import mib
 
 TESTS = Path(__file__).resolve().parent.parent / "plugins" / "tinklet_containerd" / "tests"
 IMAGE = "docker.io/tinklet/busybox:latest"
@@ -37,17 +38,6 @@ TEXT = ("0123456789abcdef" * 4)[:63]  # each line: 63 characters and a newline
 def command(size: int) -> list[str]:
     """A shell command printing ``size`` bytes of 64-byte lines."""
     return ["sh", "-c", f"yes {TEXT} | head -c {size}"]
-
-
-def rss_mb() -> float:
-    """This process's resident set size now, in MiB."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_tinklet(size: int, socket: str, data_root: str) -> dict[str, Any]:
@@ -73,11 +63,11 @@ def measure_tinklet(size: int, socket: str, data_root: str) -> dict[str, Any]:
         action, runtime.settings, None, threading.Event(), lambda _line: None, lambda _image: None,
         logging.getLogger("bench"), output_lines=output,
     )  # fmt: skip
-    before = rss_mb()
+    before = mib("VmRSS")
     started = time.monotonic()
     outcome = runtime.tinklet_execute_action(context)
     elapsed = time.monotonic() - started
-    growth = peak_rss_mb() - before
+    growth = mib("VmHWM") - before
     runtime.close()
     return {"state": outcome.state.value, "seconds": elapsed, "rss_growth_mb": growth, **counted}
 

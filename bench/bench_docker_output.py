@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from typing import Any
+
+from proc_memory import mib
 
 IMAGE = "tinklet/busybox:latest"
 TEXT = ("0123456789abcdef" * 4)[:63]  # each line: 63 characters and a newline
@@ -29,11 +30,6 @@ BENCH_LABEL = "tinklet.bench"
 def command(size: int) -> list[str]:
     """A shell command printing ``size`` bytes of 64-byte lines."""
     return ["sh", "-c", f"yes {TEXT} | head -c {size}"]
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_plugin(size: int, url: str) -> dict[str, Any]:
@@ -87,7 +83,7 @@ def child(mode: str, size: int, url: str) -> None:
     """Measure one mode in this process and print the figures as JSON."""
     measure = measure_plugin if mode == "streamed" else measure_buffered
     result = measure(size, url)
-    result["peak_rss_mb"] = peak_rss_mb()
+    result["peak_rss_mb"] = mib("VmHWM")
     print(json.dumps(result))
 
 

@@ -34,6 +34,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from proc_memory import status_kib
+
 from tinklet_core.testing.sockets import closed_by_peer, reset
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
@@ -41,16 +43,6 @@ from tinklet_core.workflow import parse_workflow
 HEAD_START = b"GET /metrics HTTP/1.1\r\nHost: victim\r\n"
 HEADER_LINE = b"X-Filler: " + b"a" * 60_000 + b"\r\n"
 PIECE = 4096
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (KiB) and Threads of ``pid``."""
-    values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "Threads"):
-            values[key] = int(rest.split()[0])
-    return values
 
 
 def free_port() -> int:
@@ -128,7 +120,7 @@ def main() -> None:
                     sys.exit(f"the worker's metrics never answered:\n{log_path.read_text()[-2000:]}")
                 time.sleep(0.2)
             time.sleep(1.0)
-            idle = proc_status(worker.pid)
+            idle = status_kib(worker.pid)
 
             peak = dict(idle)
             sampling = threading.Event()
@@ -136,7 +128,7 @@ def main() -> None:
             def sample() -> None:
                 while not sampling.is_set():
                     try:
-                        now = proc_status(worker.pid)
+                        now = status_kib(worker.pid)
                     except OSError:
                         return
                     peak["VmRSS"] = max(peak["VmRSS"], now["VmRSS"])
@@ -169,7 +161,7 @@ def main() -> None:
             sampling.set()
             sampler.join()
             time.sleep(1.0)
-            after = proc_status(worker.pid)
+            after = status_kib(worker.pid)
         finally:
             worker.send_signal(signal.SIGTERM)
             try:

@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from proc_memory import status_kib
+
 BARE = "python -c pass"
 GOALS = {"tinklet --version": 3.0, "tinklet plugins list": 4.0}
 IDLE_GOAL_MIB = 45.0
@@ -84,11 +86,6 @@ def start_up(
     }
 
 
-def _status(pid: int) -> dict[str, str]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
-
-
 def _cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
@@ -100,11 +97,11 @@ FLOOR_CLIENT = Path(__file__).with_name("idle_floor_client.py")
 def idle_figures(pid: int, cpu_ticks_then: int) -> dict[str, float]:
     """RSS, its anonymous and file-backed parts (MiB), threads, and the CPU seconds used since
     ``cpu_ticks_then``, of the running process ``pid``."""
-    status = _status(pid)
+    status = status_kib(pid)
     return {
-        "rss": int(status["VmRSS"].split()[0]) / 1024,
-        "anon": int(status["RssAnon"].split()[0]) / 1024,
-        "file": int(status["RssFile"].split()[0]) / 1024,
+        "rss": status["VmRSS"] / 1024,
+        "anon": status["RssAnon"] / 1024,
+        "file": status["RssFile"] / 1024,
         "threads": float(status["Threads"]),
         "cpu": (_cpu_ticks(pid) - cpu_ticks_then) / CLOCK_TICKS,
     }
