@@ -116,11 +116,12 @@ def idle_worker(tinklet: str, seconds: float) -> dict[str, dict[str, float]]:
     from tinklet_core.testing.tink_server import TinkServer
 
     agent = "bench-idle"
+    python = str(Path(tinklet).with_name("python"))  # the same installation's libraries and files
     with TinkServer([], agent) as server:
         commands = {
             "worker": [tinklet, "--tink", server.address, "--identifier", agent, "--runtime", "docker"],
-            "floor": [sys.executable, str(FLOOR_CLIENT), server.address, agent],
-            "grpc floor": [sys.executable, str(FLOOR_CLIENT), "--without-docker", server.address, agent],
+            "floor": [python, str(FLOOR_CLIENT), server.address, agent],
+            "grpc floor": [python, str(FLOOR_CLIENT), "--without-docker", server.address, agent],
         }
         processes = {
             name: subprocess.Popen(

@@ -21,8 +21,16 @@ from tinklet_core.plugins import factory_hooks, load_plugins
 
 # Clients and libraries that a describing command never needs.
 HEAVY = ("docker", "podman", "kubernetes", "requests", "urllib3", "grpc", "ssl", "rich", "yaml", "pydantic")
-# The core's modules that only running a workflow needs.
-CORE_RUNTIME = ("tinklet_core.containers", "tinklet_core.transports.grpc_common", "tinklet_core.protocol")
+# The core's modules that only running a workflow needs (the worker loop and the application
+# around it included: plugins list registers the core's own plugins without them).
+CORE_RUNTIME = (
+    "tinklet_core.app",
+    "tinklet_core.worker",
+    "tinklet_core.engine_wait",
+    "tinklet_core.containers",
+    "tinklet_core.transports.grpc_common",
+    "tinklet_core.protocol",
+)
 # Plugin packages (those of every installed entry point) and the few light modules their entry
 # points may import; everything else in them is the runtime's, loaded when it is opened.
 PLUGIN_PACKAGES = tuple(

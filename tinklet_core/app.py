@@ -27,12 +27,10 @@ from tinklet_core.plugins import (
     find_runtime,
     find_transport,
     open_runtime,
-    register_builtin,
     unknown_hooks,
 )
-from tinklet_core.registry_auth import ConfiguredRegistryCredentials
 from tinklet_core.runtime import Runtime, RuntimeSettings, RuntimeSpec
-from tinklet_core.tls import CoreChannelCredentials, load_tls, verification_failure
+from tinklet_core.tls import load_tls, verification_failure
 from tinklet_core.transports.base import Transport
 from tinklet_core.transports.builtin import FILE_TRANSPORT
 from tinklet_core.transports.spec import TransportSettings, TransportSpec
@@ -42,14 +40,6 @@ __all__ = ["LOCAL_AGENT", "configured_plugins", "run_workflow", "serve"]
 
 LOCAL_AGENT = "local"
 log = logging.getLogger("tinklet")
-
-
-def register_core_plugins(loaded: LoadedPlugins, settings: Settings) -> None:
-    """The core's own hook implementations, each blockable with ``-p no:NAME``."""
-    register_builtin(
-        loaded, ConfiguredRegistryCredentials(settings.registries, settings.docker_config), "core-registry"
-    )
-    register_builtin(loaded, CoreChannelCredentials(), "core-tls")
 
 
 @contextmanager

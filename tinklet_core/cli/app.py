@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from tinklet_core import agent_attributes
-from tinklet_core import app as application
 from tinklet_core.cli.reports import show_plugins
 from tinklet_core.cli.run_summary import RunSummary, stop_on_signals
 from tinklet_core.cli.signature import parameter, with_options
 from tinklet_core.cli.specs import in_panel_order
 from tinklet_core.cli.usage import EXIT_WORKFLOW_FAILED, fail
 from tinklet_core.config import OptionSpec, Settings, load_settings
+from tinklet_core.core_plugins import register_core_plugins
 from tinklet_core.errors import TinkletError
 from tinklet_core.launch import version_line
 from tinklet_core.log_format import configure_logging
@@ -60,6 +60,8 @@ def build_app(
         return prepared_settings(loaded, core, plugin_specs, root_flags, flags)
 
     def serve(settings: Settings) -> None:
+        from tinklet_core import app as application  # the worker's modules: not for --help or plugins list
+
         application.serve(loaded, settings, stop_on_signals())
         log.info("tinklet stopped")
 
@@ -97,6 +99,7 @@ def build_app(
 
     def run(ctx: typer.Context, workflow: str, **flags: Any) -> None:
         """Run a workflow file here, with no Tink server; exit 1 if it did not succeed."""
+        from tinklet_core import app as application
         from tinklet_core.workflow import load_workflow  # PyYAML: only tinklet run reads YAML
 
         try:
@@ -186,9 +189,8 @@ def prepared_settings(
     configure_logging(settings.loglevel, settings.log_format)
     for warning in (*loaded.failures, *settings.warnings):
         log.warning(warning)
-    application.register_core_plugins(loaded, settings)
+    register_core_plugins(loaded, settings)
     return settings
-
 
 
 def _print_version(value: bool) -> None:
@@ -211,4 +213,3 @@ def _runtime_command(
             fail(str(exc))
 
     return command
-

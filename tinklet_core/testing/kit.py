@@ -37,6 +37,7 @@ import yaml
 
 from tinklet_core import app
 from tinklet_core.config import ENV_PREFIX, Settings, load_settings
+from tinklet_core.core_plugins import register_core_plugins
 from tinklet_core.model import Event
 from tinklet_core.plugins import LoadedPlugins, load_plugins
 from tinklet_core.testing.tink_server import Report, TinkServer
@@ -211,7 +212,7 @@ class PluginKit:
         flags = {name.replace("-", "_"): value for name, value in given.items()}
         environ = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
         settings = load_settings(flags, plugin_specs, environ=environ, core=core)
-        app.register_core_plugins(loaded, settings)
+        register_core_plugins(loaded, settings)
         return loaded, settings
 
     def _written(self, workflow: Mapping[str, Any]) -> Path:
