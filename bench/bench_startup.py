@@ -109,7 +109,8 @@ def idle_figures(pid: int, cpu_ticks_then: int) -> dict[str, float]:
 
 def idle_worker(tinklet: str, seconds: float) -> dict[str, dict[str, float]]:
     """The idle figures (:func:`idle_figures`) of a docker worker with no work after ``seconds``,
-    CPU counted from its first GetAction (``worker``); and, measured at the same moment against
+    CPU counted from its first GetAction: started with flags (``worker``) and bare with
+    hook-bootkit's variables, as HookOS starts it (``bare worker``); and, measured at the same moment against
     the same server, those of the dependency floors (``idle_floor_client.py``, polling the same
     way): the worker's libraries alone (``floor``), and gRPC with protobuf alone
     (``grpc floor``), which a worker on any runtime holds."""
@@ -118,16 +119,18 @@ def idle_worker(tinklet: str, seconds: float) -> dict[str, dict[str, float]]:
     agent = "bench-idle"
     python = str(Path(tinklet).with_name("python"))  # the same installation's libraries and files
     with TinkServer([], agent) as server:
-        commands = {
-            "worker": [tinklet, "--tink", server.address, "--identifier", agent, "--runtime", "docker"],
-            "floor": [python, str(FLOOR_CLIENT), server.address, agent],
-            "grpc floor": [python, str(FLOOR_CLIENT), "--without-docker", server.address, agent],
+        hook_bootkit = {"TINKERBELL_GRPC_AUTHORITY": server.address, "WORKER_ID": agent}
+        commands: dict[str, tuple[list[str], dict[str, str]]] = {
+            "worker": ([tinklet, "--tink", server.address, "--identifier", agent, "--runtime", "docker"], {}),
+            "bare worker": ([tinklet], hook_bootkit),  # as HookOS starts it: no arguments, default runtime
+            "floor": ([python, str(FLOOR_CLIENT), server.address, agent], {}),
+            "grpc floor": ([python, str(FLOOR_CLIENT), "--without-docker", server.address, agent], {}),
         }
         processes = {
             name: subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**child_env(), **extra}
             )
-            for name, command in commands.items()
+            for name, (command, extra) in commands.items()
         }
         try:
             started = time.monotonic()
@@ -180,26 +183,28 @@ def main() -> None:
             installs.append(("baseline: ", str(args.baseline / "bin" / "tinklet")))
         for label, path in installs:
             measured = idle_worker(path, args.idle_seconds)
-            idle, floor, grpc_floor = measured["worker"], measured["floor"], measured["grpc floor"]
-            met = "met" if idle["rss"] <= IDLE_GOAL_MIB else "MISSED"
-            print(
-                f"{label}idle worker (docker, server mode, no work, {args.idle_seconds:.0f} s): "
-                f"{idle['rss']:.1f} MiB RSS ({idle['anon']:.1f} anonymous, {idle['file']:.1f} file-backed), "
-                f"{idle['threads']:.0f} threads, {idle['cpu']:.2f} s CPU while idle = "
-                f"{idle['rss'] / IDLE_GOAL_MIB:.2f}x the {IDLE_GOAL_MIB:.0f} MiB goal ({met})"
-            )
-            print(
-                f"{label}  its dependency floor (grpc, protobuf, docker-py; polling alike): "
-                f"{floor['rss']:.1f} MiB RSS ({floor['anon']:.1f} anonymous, {floor['file']:.1f} "
-                f"file-backed) = {floor['rss'] / IDLE_GOAL_MIB:.2f}x the goal; the worker holds "
-                f"{idle['rss'] / floor['rss']:.2f}x the floor, "
-                f"{idle['rss'] - floor['rss']:.1f} MiB of its own"
-            )
-            print(
-                f"{label}  gRPC and protobuf alone (any runtime's floor): {grpc_floor['rss']:.1f} MiB RSS "
-                f"({grpc_floor['anon']:.1f} anonymous, {grpc_floor['file']:.1f} file-backed) = "
-                f"{grpc_floor['rss'] / IDLE_GOAL_MIB:.2f}x the goal"
-            )
+            floor, grpc_floor = measured["floor"], measured["grpc floor"]
+            started_as = (("worker", "started with flags"), ("bare worker", "started bare, as HookOS does"))
+            for name, how in started_as:
+                idle = measured[name]
+                met = "met" if idle["rss"] <= IDLE_GOAL_MIB else "MISSED"
+                print(
+                    f"{label}idle worker, {how} (docker, no work, {args.idle_seconds:.0f} s): "
+                    f"{idle['rss']:.1f} MiB RSS ({idle['anon']:.1f} anonymous, "
+                    f"{idle['file']:.1f} file-backed), "
+                    f"{idle['threads']:.0f} threads, {idle['cpu']:.2f} s CPU while idle = "
+                    f"{idle['rss'] / IDLE_GOAL_MIB:.2f}x the {IDLE_GOAL_MIB:.0f} MiB goal ({met}); "
+                    f"{idle['rss'] / floor['rss']:.2f}x its dependency floor, "
+                    f"{idle['rss'] - floor['rss']:.1f} MiB of its own"
+                )
+            for what, figures in (
+                ("dependency floor (grpc, protobuf, docker-py; polling alike)", floor),
+                ("gRPC and protobuf alone (any runtime's floor)", grpc_floor),
+            ):
+                print(
+                    f"{label}  {what}: {figures['rss']:.1f} MiB RSS ({figures['anon']:.1f} anonymous, "
+                    f"{figures['file']:.1f} file-backed) = {figures['rss'] / IDLE_GOAL_MIB:.2f}x the goal"
+                )
     if args.suite_seconds is None:
         print("fresh-clone bash .ci/run: not measured here (pass --suite-seconds S from CI; goal 600 s)")
     else:

@@ -10,14 +10,19 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tinklet_core.lazy_factory import LazyFactory
+from tinklet_core.model import State
 from tinklet_core.plugins import factory_hooks, load_plugins
+from tinklet_core.testing.tink_server import TinkServer
+from tinklet_core.workflow import parse_workflow
 
 # Clients and libraries that a describing command never needs.
 HEAVY = ("docker", "podman", "kubernetes", "requests", "urllib3", "grpc", "ssl", "rich", "yaml", "pydantic")
@@ -153,3 +158,32 @@ def test_a_docker_worker_imports_the_docker_runtime_but_no_other_runtime(tmp_pat
     assert (
         offending(modules, ("podman", "kubernetes", "tinklet_podman.runtime", "tinklet_kube.runtime")) == []
     )
+
+
+def test_a_worker_started_bare_as_hookos_does_parses_nothing(tmp_path: Path) -> None:
+    """HookOS runs the image's ENTRYPOINT with no arguments (hook-bootkit's environment only):
+    the worker does its work without building the command line, so typer is never imported."""
+    agent = f"bare-{uuid.uuid4().hex[:8]}"
+    action = {"name": "a", "image": "tinklet/busybox:latest", "command": ["true"]}
+    workflow = parse_workflow({"name": "bare", "tasks": [{"name": "t", "actions": [action]}]}, agent_id=agent)
+    record = tmp_path / "modules.json"
+    dropped = ("TINKLET_", "AGENT_", "TINKERBELL_", "WORKER_ID", "ID", "DOCKER_REGISTRY", "REGISTRY_")
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
+    with TinkServer([workflow], agent) as server:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SHOW_MODULES],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**environ, "MODULES_FILE": str(record), "TINKERBELL_GRPC_AUTHORITY": server.address,
+                 "WORKER_ID": agent},
+        )
+        done = server.wait_until(lambda: State.SUCCESS in server.states_of("t/a"), timeout=60)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert done, output
+    report = json.loads(record.read_text())
+    assert report["code"] in (0, None), output
+    modules = set(report["modules"])
+    assert {"docker", "tinklet_docker.runtime", "tinklet_core.worker"} <= modules
+    assert offending(modules, ("typer", "click")) == []

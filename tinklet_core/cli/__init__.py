@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from tinklet_core.agent_compat import AgentFlagError, agent_command_line, unclaimed_runtime_variables
-from tinklet_core.cli.app import build_app, prepared_settings
+from tinklet_core.cli.app import build_app, prepared_settings, serve_worker
 from tinklet_core.cli.go_flags import long_names, long_single_dash, refuse_unclaimed_runtime_flags
 from tinklet_core.cli.reports import plugins_report, plugins_table, show_plugins
 from tinklet_core.cli.run_summary import RunSummary
@@ -84,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             except TinkletError as exc:
                 fail(str(exc))
             show_plugins(loaded, plugin_specs, as_json=args[-1] == "--json")
+            return
+        if not args:  # HookOS runs the image's ENTRYPOINT bare: settings from the environment, no parser
+            try:
+                serve_worker(loaded, prepared_settings(loaded, core, plugin_specs, None, {}))
+            except TinkletError as exc:
+                fail(str(exc))
             return
         import typer  # only a command line that is parsed pays for typer
 

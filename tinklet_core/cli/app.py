@@ -60,10 +60,7 @@ def build_app(
         return prepared_settings(loaded, core, plugin_specs, root_flags, flags)
 
     def serve(settings: Settings) -> None:
-        from tinklet_core import app as application  # the worker's modules: not for --help or plugins list
-
-        application.serve(loaded, settings, stop_on_signals())
-        log.info("tinklet stopped")
+        serve_worker(loaded, settings)
 
     def root(
         ctx: typer.Context, plugin: list[str] | None = None, version: bool = False, **flags: Any
@@ -191,6 +188,14 @@ def prepared_settings(
         log.warning(warning)
     register_core_plugins(loaded, settings)
     return settings
+
+
+def serve_worker(loaded: LoadedPlugins, settings: Settings) -> None:
+    """Work for the Tink server until SIGTERM or SIGINT (the root command, or no command line)."""
+    from tinklet_core import app as application  # the worker's modules: not for --help or plugins list
+
+    application.serve(loaded, settings, stop_on_signals())
+    log.info("tinklet stopped")
 
 
 def _print_version(value: bool) -> None:
