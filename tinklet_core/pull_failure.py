@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.redaction import mask_credentials
-from tinklet_core.registry_auth import normalise_registry
-from tinklet_core.runtime import image_registry
+from tinklet_core.runtime import image_registry, normalise_registry
 from tinklet_core.runtime_helpers import one_line
 
 

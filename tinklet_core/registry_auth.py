@@ -30,9 +30,9 @@ from tinklet_core.hookspecs import hookimpl
 from tinklet_core.log_safe import loggable
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.redaction import described_value, mask_secret
+from tinklet_core.runtime import normalise_registry
 
 log = logging.getLogger("tinklet.registry")
-_DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
 HELPER_PREFIX = "docker-credential-"
 HELPER_TIMEOUT = 10.0
@@ -43,16 +43,6 @@ HELPER_OUTPUT_LIMIT = 64 * 1024
 IDENTITY_TOKEN_USER = "<token>"
 #: How much of a failing helper's output its warning shows.
 HELPER_MESSAGE_LIMIT = 200
-
-
-def normalise_registry(name: str) -> str:
-    """``https://index.docker.io/v1/`` → ``docker.io``; ``HOST:PORT/`` → ``HOST:PORT``."""
-    host = name.strip()
-    for scheme in ("https://", "http://"):
-        if host.startswith(scheme):
-            host = host[len(scheme) :]
-    host = host.split("/", 1)[0].lower()
-    return "docker.io" if host in _DOCKER_HUB_ALIASES else host
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from tinklet_core.errors import ConfigError
 from tinklet_core.model import RegistryCredentials
 from tinklet_core.option_specs import CORE_OPTIONS, value_from_env
 from tinklet_core.redaction import described_value
-from tinklet_core.registry_auth import normalise_registry
+from tinklet_core.runtime import normalise_registry
 from tinklet_core.yaml_files import read_yaml_file
 
 

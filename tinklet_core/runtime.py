@@ -25,6 +25,9 @@ from tinklet_core.model import Action, PullProgress, RegistryCredentials
 from tinklet_core.options import PluginOption
 from tinklet_core.proxy import ProxySettings
 
+#: The names Docker Hub goes by in a login or an image reference.
+_DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+
 
 class PullPolicy(enum.Enum):
     """When a runtime pulls an action's image."""
@@ -169,6 +172,16 @@ def wait_for_exit(exited: threading.Event, context: ActionContext, poll: float =
         left = context.seconds_left()
         if left is not None and left <= 0:
             return WaitResult.TIMED_OUT
+
+
+def normalise_registry(name: str) -> str:
+    """``https://index.docker.io/v1/`` → ``docker.io``; ``HOST:PORT/`` → ``HOST:PORT``."""
+    host = name.strip()
+    for scheme in ("https://", "http://"):
+        if host.startswith(scheme):
+            host = host[len(scheme) :]
+    host = host.split("/", 1)[0].lower()
+    return "docker.io" if host in _DOCKER_HUB_ALIASES else host
 
 
 def image_registry(image: str) -> str:
