@@ -2,10 +2,15 @@
 
 1. ``tinklet --version`` wall time against ``python -c pass`` (goal: at most 3x),
 2. ``tinklet plugins list`` wall time against ``python -c pass`` (goal: at most 4x),
-3. the resident memory of an idle worker: docker runtime, server mode (``tinklet --tink
-   127.0.0.1:PORT --identifier ID`` against the in-process test Tink server, which has no work
-   for that agent), read after ``--idle-seconds``, with the CPU it used meanwhile (goal: at most
-   45 MiB, CPU about 0),
+3. the resident memory of an idle worker: docker runtime, server mode against the in-process
+   test Tink server, which has no work for that agent, read after ``--idle-seconds``, with the
+   CPU it used meanwhile (goal: at most 45 MiB, CPU about 0). Two starts: with flags
+   (``tinklet --tink 127.0.0.1:PORT --identifier ID --runtime docker``) and bare, as HookOS
+   starts the image (no arguments, hook-bootkit's ``TINKERBELL_GRPC_AUTHORITY`` and
+   ``WORKER_ID``). Beside them, at the same moment and so with the same files in the page cache,
+   the dependency floors of ``idle_floor_client.py``: the worker's libraries alone (grpcio,
+   protobuf, docker-py), and gRPC with protobuf alone, polling the same server the same way;
+   the distance to the floor is what tinklet itself holds,
 4. the fresh-clone ``bash .ci/run`` wall time (goal: at most 10 minutes): not measured here, it
    takes a fresh machine; pass the CI figure with ``--suite-seconds S`` to print it in the table.
 
