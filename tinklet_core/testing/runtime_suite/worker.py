@@ -185,14 +185,14 @@ class WorkerProcessTests(SuiteBase):
             "-m",
             "tinklet_core",
             *plugins,
-            "run",
-            str(path),
-            "--runtime",
-            self.runtime_name,
             # the suite's agent, not ``local``: a ``tinklet run`` elsewhere on the shared engine
             # (another test) is agent ``local`` too, and removes that agent's stopped containers
             "--identifier",
             AGENT,
+            "run",
+            str(path),
+            "--runtime",
+            self.runtime_name,
         ]
         env: Mapping[str, str] = {**os.environ, **self.worker_env()}
         result = subprocess.run(
