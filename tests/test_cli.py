@@ -171,8 +171,8 @@ def test_a_docker_run_never_imports_the_kubernetes_client(tmp_path: Path) -> Non
     path = write_workflow(tmp_path / "wf.yaml", action)
     result = subprocess.run(
         # agent of its own, not `local` (another test's run on the shared dockerd): tests/test_local_runs.py
-        [sys.executable, "-X", "importtime", "-m", "tinklet_core", "run", str(path), "--runtime", "docker",
-         "--identifier", f"cli-imports-{uuid.uuid4().hex[:8]}"],
+        [sys.executable, "-X", "importtime", "-m", "tinklet_core",
+         "--identifier", f"cli-{uuid.uuid4().hex[:8]}", "run", str(path), "--runtime", "docker"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
