@@ -6,12 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
-import pytest
 import yaml
-
-from tinklet_core.testing.pytest_plugin import LOCAL_AGENT_GROUP
 
 PROCESS = ["-p", "tinklet_core.testing.process_runtime"]
 
@@ -168,12 +166,13 @@ def test_version() -> None:
     assert result.stdout.splitlines()[0] == "tinklet 0.1.0"
 
 
-@pytest.mark.xdist_group(LOCAL_AGENT_GROUP)
 def test_a_docker_run_never_imports_the_kubernetes_client(tmp_path: Path) -> None:
     action = {"name": "a", "image": "tinklet/busybox:latest", "command": ["true"]}
     path = write_workflow(tmp_path / "wf.yaml", action)
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "tinklet_core", "run", str(path), "--runtime", "docker"],
+        # agent of its own, not `local` (another test's run on the shared dockerd): tests/test_local_runs.py
+        [sys.executable, "-X", "importtime", "-m", "tinklet_core",
+         "--identifier", f"cli-{uuid.uuid4().hex[:8]}", "run", str(path), "--runtime", "docker"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

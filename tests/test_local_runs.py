@@ -20,9 +20,6 @@ from private_dockerd import PrivateDockerd, daemon_with_test_image
 from tests.plugin_kit import tinklet, write_workflow
 from tinklet_core.app import LOCAL_AGENT
 from tinklet_core.containers.engine import ACTION_LABEL, AGENT_LABEL
-from tinklet_core.testing.pytest_plugin import LOCAL_AGENT_GROUP
-
-pytestmark = pytest.mark.xdist_group(LOCAL_AGENT_GROUP)
 
 IMAGE = "tinklet/busybox:latest"
 

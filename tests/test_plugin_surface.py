@@ -5,6 +5,7 @@ be blocked cleanly, ``plugins list`` telling the truth, and transports that need
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from tests.plugin_kit import PROCESS, run_on_a_terminal, tinklet, warnings_in, write_module, write_workflow
@@ -149,8 +150,9 @@ def test_a_transport_that_needs_no_server_is_not_asked_for_tink(tmp_path: Path) 
 
 
 def test_blocking_the_progress_plugin_on_a_terminal_runs_cleanly() -> None:
+    agent = f"surface-{uuid.uuid4().hex[:8]}"  # not `local`, another test's run on the shared dockerd
     code, screen, errors = run_on_a_terminal(
-        ["-p", "no:core-progress", "run", "examples/hello.yaml"], cwd=ROOT
+        ["-p", "no:core-progress", "--identifier", agent, "run", "examples/hello.yaml"], cwd=ROOT
     )
     assert code == 0, errors
     assert "WARNING" not in errors and "AssertionError" not in errors, errors

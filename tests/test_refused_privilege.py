@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,14 @@ CHECK_PRIVILEGED = REPO / "scripts" / "check-privileged"
 #: A capability nothing in dockerd, containerd or the test actions needs.
 DROPPED = "wake_alarm"
 ON_SHORT_HOST = ("setpriv", "--bounding-set", f"-{DROPPED}", "--")
+
+
+def unique_agent() -> str:
+    """An agent id of this test's own: on the shared engines another test's ``tinklet run`` is
+    agent ``local`` too, and removes that agent's stopped containers (tests/test_local_runs.py)."""
+    return f"short-host-{uuid.uuid4().hex[:8]}"
+
+
 RUNC_REFUSAL = (
     "container failed to start: failed to create shim task: OCI runtime create failed: runc create "
     "failed: unable to start container process: unable to apply caps: operation not permitted: unknown"
@@ -101,7 +110,7 @@ def test_the_shared_daemons_wrapper_runtime_is_not_warned_about() -> None:
     privileged containers, also under the short bounding set: no warning, no failure."""
     if shutil.which("setpriv") is None or shutil.which("docker") is None:
         pytest.skip("setpriv or docker is not installed")
-    command = [*ON_SHORT_HOST, str(TINKLET), "run", str(HELLO)]
+    command = [*ON_SHORT_HOST, str(TINKLET), "--identifier", unique_agent(), "run", str(HELLO)]
     ran = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "cannot run privileged containers" not in ran.stderr
@@ -112,7 +121,8 @@ def test_podman_grants_privileged_within_the_short_bounding_set_and_does_not_war
     host the demo runs as is, and no warning sends the user to ``all-caps`` for nothing."""
     if shutil.which("setpriv") is None or shutil.which("podman") is None:
         pytest.skip("setpriv or podman is not installed")
-    command = [*ON_SHORT_HOST, str(TINKLET), "--runtime", "podman", "run", str(HELLO)]
+    agent = unique_agent()
+    command = [*ON_SHORT_HOST, str(TINKLET), "--identifier", agent, "--runtime", "podman", "run", str(HELLO)]
     env = {**os.environ, "CONTAINERS_CONF": PODMAN_TEST_CONF}
     ran = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=REPO, env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -34,7 +34,6 @@ import pytest
 
 from tinklet_core.model import State
 from tinklet_core.testing.certs import TestPki, make_test_pki
-from tinklet_core.testing.pytest_plugin import LOCAL_AGENT_GROUP
 from tinklet_core.testing.tink_server import Report, TinkServer
 from tinklet_core.workflow import parse_workflow
 
@@ -312,7 +311,6 @@ def _child_pids(pid: int) -> list[int]:
         return []
 
 
-@pytest.mark.xdist_group(LOCAL_AGENT_GROUP)
 @pytest.mark.skipif(bool(_runtime_missing("podman")), reason=_runtime_missing("podman") or "")
 def test_the_private_podman_service_never_sees_the_logins(tmp_path: Path, home: Path) -> None:
     if Path("/run/podman/podman.sock").exists():
@@ -324,7 +322,11 @@ def test_the_private_podman_service_never_sees_the_logins(tmp_path: Path, home: 
     )
     login = json.dumps({"name": "r.example", "user": USER, "password": PASSWORD})
     environment = _environment(home, {"TINKLET_REGISTRY": login, "XDG_RUNTIME_DIR": str(tmp_path / "xdg")})
-    command = [sys.executable, "-m", "tinklet_core", "run", str(workflow), "--runtime", "podman"]
+    identifier = f"private-service-{uuid.uuid4().hex[:8]}"  # not agent `local`: see tests/test_local_runs.py
+    command = [
+        sys.executable, "-m", "tinklet_core", "--identifier", identifier,
+        "run", str(workflow), "--runtime", "podman",
+    ]  # fmt: skip
     process = subprocess.Popen(
         command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -153,7 +153,9 @@ def test_a_docker_worker_imports_the_docker_runtime_but_no_other_runtime(tmp_pat
         "name: local\ntasks: [{name: t, actions: [{name: a, image: 'tinklet/busybox:latest',"
         " command: ['true']}]}]\n"
     )
-    modules = modules_after(tmp_path, "run", str(workflow), "--runtime", "docker")
+    # its own agent, not `local`: another test's `tinklet run` on the shared dockerd is `local` too
+    agent = f"imports-{uuid.uuid4().hex[:8]}"
+    modules = modules_after(tmp_path, "--identifier", agent, "run", str(workflow), "--runtime", "docker")
     assert {"docker", "tinklet_docker.runtime", "yaml"} <= modules
     assert (
         offending(modules, ("podman", "kubernetes", "tinklet_podman.runtime", "tinklet_kube.runtime")) == []

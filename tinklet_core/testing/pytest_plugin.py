@@ -44,11 +44,6 @@ if TYPE_CHECKING:
 SUITE_MODULE = Path(__file__).with_name("behaviour.py")
 OPT_IN = "TINKLET_TEST_"
 NOT_APPLICABLE = "not applicable: "
-LOCAL_AGENT_GROUP = "local-agent"
-"""The pytest-xdist group (``@pytest.mark.xdist_group(LOCAL_AGENT_GROUP)``) of every test that
-runs actions as agent ``local`` (``tinklet run`` without ``--identifier``) on a shared engine: a
-run removes that agent's stopped leftovers, so two such tests must not run side by side. Under
-``--dist loadgroup`` one group runs on one worker."""
 
 
 def not_applicable(reason: str) -> None:
@@ -126,8 +121,6 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"--tinklet-core-option expects NAME=VALUE, got {option.partition('=')[0]!r}"
             )
-    # the suite marks tests with LOCAL_AGENT_GROUP; known to pytest also where xdist is absent
-    config.addinivalue_line("markers", "xdist_group(name): run these tests on one pytest-xdist worker")
     if not config.getoption("tinklet_runtime"):
         return
     if not config.getoption("tinklet_leftovers"):

@@ -5,6 +5,7 @@ own failure files."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import tempfile
 import threading
@@ -26,14 +27,29 @@ CAP_SYS_ADMIN = 21
 SUITE_LOGIN = RegistryCredentials("suite-registry", "suite-user", "suite-password")
 
 
+def private_loopback_address() -> str:
+    """A random loopback address other than ``127.0.0.1`` (all of 127.0.0.0/8 is the host's own).
+
+    Nothing else on the host talks to it: a client elsewhere that retries a ``127.0.0.1`` port
+    after its server closed (another test, in parallel) cannot land on a listener bound here, even
+    when the kernel hands out that port number again. Engines treat 127.0.0.0/8 registries as
+    local (insecure allowed, never proxied) just like ``127.0.0.1``.
+    """
+    rng = random.SystemRandom()
+    return f"127.{rng.randrange(1, 255)}.{rng.randrange(0, 256)}.{rng.randrange(2, 255)}"
+
+
 class SilentRegistry:
     """A loopback port that counts the connections made to it: an image registry that never
-    answers, so a pull from ``HOST:PORT/…`` fails fast and the suite can see whether one was tried."""
+    answers, so a pull from ``HOST:PORT/…`` fails fast and the suite can see whether one was tried.
+    It listens on an address of its own (:func:`private_loopback_address`), so every connection it
+    counts was made to this registry's name."""
 
     def __init__(self) -> None:
-        self._socket = socket.create_server(("127.0.0.1", 0))
+        address = private_loopback_address()
+        self._socket = socket.create_server((address, 0))
         self._socket.settimeout(0.1)
-        self.host = f"127.0.0.1:{self._socket.getsockname()[1]}"
+        self.host = f"{address}:{self._socket.getsockname()[1]}"
         self.connections = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)

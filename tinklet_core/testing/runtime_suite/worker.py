@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tinklet_core.model import State
-from tinklet_core.testing.pytest_plugin import LOCAL_AGENT_GROUP
 from tinklet_core.testing.runtime_suite.base import AGENT, SuiteBase
 from tinklet_core.testing.tink_server import TinkServer
 from tinklet_core.workflow import parse_workflow
@@ -178,7 +176,6 @@ class WorkerProcessTests(SuiteBase):
             assert not any(state.is_final for state in server.states_of("t/long"))
         assert self.leftovers() == []
 
-    @pytest.mark.xdist_group(LOCAL_AGENT_GROUP)
     def test_workflow_file_gives_the_same_states(self, tmp_path: Path) -> None:
         path = tmp_path / "workflow.yaml"
         path.write_text(yaml.safe_dump(self.four_action_workflow(tmp_path)))
@@ -188,6 +185,10 @@ class WorkerProcessTests(SuiteBase):
             "-m",
             "tinklet_core",
             *plugins,
+            # the suite's agent, not ``local``: a ``tinklet run`` elsewhere on the shared engine
+            # (another test) is agent ``local`` too, and removes that agent's stopped containers
+            "--identifier",
+            AGENT,
             "run",
             str(path),
             "--runtime",
