@@ -3,6 +3,7 @@ semantics, volumes, nerdctl's labels and json log, keeping a failed container, c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -132,8 +133,12 @@ def test_opening_removes_what_a_crashed_run_left(containerd: PrivateContainerd, 
             time.sleep(0.05)
         started.set()
 
+    def action_of_the_crashed_run() -> None:
+        with contextlib.suppress(Exception):  # its process "died": nobody sees how the action ends
+            run(crashed, ["sleep", "60"])
+
     threading.Thread(target=crash_mid_action, daemon=True).start()
-    runner = threading.Thread(target=run, args=(crashed, ["sleep", "60"]), daemon=True)
+    runner = threading.Thread(target=action_of_the_crashed_run, daemon=True)
     runner.start()
     assert started.wait(30)
     [left] = crashed.leftovers()  # the process "dies" here: nothing removes it
@@ -144,6 +149,7 @@ def test_opening_removes_what_a_crashed_run_left(containerd: PrivateContainerd, 
     finally:
         reopened.close()
         crashed.engine.close()
+        runner.join(30)  # its calls fail once the channel is closed: it ends within this test
 
 
 @pytest.mark.parametrize("reference", ["busybox", "library/busybox", "docker.io/library/busybox:latest"])
